@@ -1,0 +1,94 @@
+import fp from 'fastify-plugin'
+import type { FastifyRequest } from 'fastify'
+import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { HttpError } from '../src/errors.js'
+import { hashPassword, verifyPassword } from '../src/passwords.js'
+import { createUser, findUserByName, type User } from '../src/users.js'
+import { newWsTicket, sessionCookieName } from './session.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Called with the session id of every logout, so open sockets of that session can be closed. */
+    onLogout(listener: (sessionId: string) => void): void
+  }
+}
+
+const Credentials = Type.Object({
+  username: Type.String({ pattern: '^[A-Za-z0-9_.-]{3,32}$' }),
+  password: Type.String({ minLength: 8, maxLength: 256 })
+}, { additionalProperties: false })
+
+/** Login takes any name and password within sane bounds: a wrong one is a 401, not a 400. */
+const LoginBody = Type.Object({
+  username: Type.String({ minLength: 1, maxLength: 64 }),
+  password: Type.String({ minLength: 1, maxLength: 1024 })
+}, { additionalProperties: false })
+
+const UserBody = Type.Object({ user: Type.Object({ id: Type.Integer(), name: Type.String() }) })
+
+const invalidCredentials = (): HttpError => new HttpError(401, 'invalid_credentials', 'Unknown name or wrong password')
+
+/** Register, log in, log out and who-am-I, on the HTTP session. */
+export default fp(async function accounts (fastify) {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  const logoutListeners: Array<(sessionId: string) => void> = []
+  fastify.decorate('onLogout', (listener: (sessionId: string) => void) => { logoutListeners.push(listener) })
+
+  const startSession = async (request: FastifyRequest, user: User): Promise<void> => {
+    // A new session id at login, so a session id planted before login is worth nothing.
+    // regenerate() replaces request.session: read it only afterwards.
+    await request.session.regenerate()
+    const { session } = request
+    session.userId = user.id
+    session.userName = user.name
+    session.wsTicket = newWsTicket()
+  }
+
+  app.post('/api/register', {
+    schema: { body: Credentials, response: { 201: UserBody } }
+  }, async (request, reply) => {
+    const { username, password } = request.body
+    const user = await createUser(fastify.db.orm, username, await hashPassword(password))
+    if (user === undefined) throw new HttpError(409, 'name_taken', `The name ${username} is taken`)
+    await startSession(request, user)
+    return await reply.code(201).send({ user })
+  })
+
+  app.post('/api/login', {
+    schema: { body: LoginBody, response: { 200: UserBody } },
+    config: {
+      rateLimit: {
+        max: fastify.config.loginAttemptsPerMinute,
+        timeWindow: 60_000,
+        // The body is parsed by then, so the limit is per client address and name.
+        hook: 'preHandler',
+        keyGenerator: (request) => {
+          const name = (request.body as { username?: unknown } | undefined)?.username
+          return `${request.ip}\n${typeof name === 'string' ? name.toLowerCase() : ''}`
+        }
+      }
+    }
+  }, async (request) => {
+    const { username, password } = request.body
+    const found = await findUserByName(fastify.db.orm, username)
+    if (!await verifyPassword(found?.passwordHash, password) || found === undefined) throw invalidCredentials()
+    const user = { id: found.id, name: found.name }
+    await startSession(request, user)
+    return { user }
+  })
+
+  app.post('/api/logout', async (request, reply) => {
+    const { sessionId } = request.session
+    const loggedIn = request.user !== undefined
+    await request.session.destroy()
+    void reply.clearCookie(sessionCookieName, { path: '/' })
+    if (loggedIn) for (const listener of logoutListeners) listener(sessionId)
+    return await reply.code(204).send()
+  })
+
+  app.get('/api/me', { preHandler: fastify.requireUser }, async (request) => {
+    const user = request.user as User
+    request.session.wsTicket ??= newWsTicket()
+    return { user, wsTicket: request.session.wsTicket }
+  })
+}, { name: 'accounts', dependencies: ['database', 'session', 'rate-limit'] })

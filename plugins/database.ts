@@ -1,0 +1,26 @@
+import fp from 'fastify-plugin'
+import { openDatabase, type Database } from '../src/db/client.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    db: Database
+  }
+}
+
+/**
+ * PGlite under DATA_DIR when DATABASE_URL is unset, a `pg` pool when it is set; pending
+ * migrations are applied before anything else starts.
+ */
+export default fp(async function database (fastify) {
+  const { databaseUrl, dataDir } = fastify.config
+  const db = await openDatabase({ databaseUrl, dataDir })
+  try {
+    await db.migrate()
+  } catch (error) {
+    await db.close()
+    throw error
+  }
+  fastify.decorate('db', db)
+  fastify.addHook('onClose', async () => { await db.close() })
+  fastify.log.info({ engine: db.kind }, 'database ready')
+}, { name: 'database', dependencies: ['config'] })

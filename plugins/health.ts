@@ -1,0 +1,37 @@
+import fp from 'fastify-plugin'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Registers a check that /readyz runs; a check that throws makes the instance not ready. */
+    addReadinessCheck(name: string, check: () => Promise<void>): void
+  }
+}
+
+const readinessTimeoutMs = 2000
+
+export default fp(async function health (fastify) {
+  const checks = new Map<string, () => Promise<void>>()
+  fastify.decorate('addReadinessCheck', (name: string, check: () => Promise<void>) => { checks.set(name, check) })
+  fastify.addReadinessCheck('database', async () => { await fastify.db.query('SELECT 1') })
+
+  fastify.get('/healthz', async () => ({ status: 'ok' }))
+
+  fastify.get('/readyz', async (_request, reply) => {
+    const failures: Record<string, string> = {}
+    await Promise.all([...checks].map(async ([name, check]) => {
+      let timer: NodeJS.Timeout | undefined
+      try {
+        await Promise.race([
+          check(),
+          new Promise((_resolve, reject) => { timer = setTimeout(() => { reject(new Error('timed out')) }, readinessTimeoutMs) })
+        ])
+      } catch (error) {
+        failures[name] = (error as Error).message
+      } finally {
+        clearTimeout(timer)
+      }
+    }))
+    if (Object.keys(failures).length === 0) return { status: 'ready' }
+    return await reply.code(503).send({ error: 'not_ready', message: Object.entries(failures).map(([name, why]) => `${name}: ${why}`).join('; ') })
+  })
+}, { name: 'health', dependencies: ['database'] })

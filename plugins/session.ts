@@ -1,0 +1,75 @@
+import { randomBytes } from 'node:crypto'
+import fp from 'fastify-plugin'
+import fastifyCookie from '@fastify/cookie'
+import fastifySession from '@fastify/session'
+import type { FastifyRequest } from 'fastify'
+import { PostgresSessionStore } from '../src/session-store.js'
+import { HttpError } from '../src/errors.js'
+import type { User } from '../src/users.js'
+
+declare module 'fastify' {
+  interface Session {
+    userId?: number
+    userName?: string
+    /** The secret a page must show to open /chat: proves the socket comes from this session. */
+    wsTicket?: string
+  }
+  interface FastifyInstance {
+    sessionStore: PostgresSessionStore
+    /** preHandler: 401 unless the request's session is logged in. */
+    requireUser(request: FastifyRequest): Promise<void>
+  }
+  interface FastifyRequest {
+    /** The logged-in user of the session, if any. */
+    user: User | undefined
+  }
+}
+
+const sessionMaxAgeMs = 7 * 24 * 3600 * 1000
+const expiredSweepMs = 10 * 60 * 1000
+export const sessionCookieName = 'canopy.sid'
+
+export function newWsTicket (): string {
+  return randomBytes(24).toString('base64url')
+}
+
+export default fp(async function session (fastify) {
+  const store = new PostgresSessionStore(fastify.db.orm, sessionMaxAgeMs)
+  await fastify.register(fastifyCookie)
+  await fastify.register(fastifySession, {
+    secret: fastify.config.sessionSecret,
+    cookieName: sessionCookieName,
+    store,
+    saveUninitialized: false,
+    // No write to the store on every request: a session lasts sessionMaxAgeMs from login.
+    rolling: false,
+    cookie: {
+      path: '/',
+      httpOnly: true,
+      sameSite: 'lax',
+      secure: fastify.config.production,
+      maxAge: sessionMaxAgeMs
+    }
+  })
+  fastify.decorate('sessionStore', store)
+  fastify.decorateRequest('user', undefined)
+  fastify.addHook('preHandler', async (request) => {
+    const { userId, userName } = request.session
+    if (userId !== undefined && userName !== undefined) request.user = { id: userId, name: userName }
+  })
+  fastify.decorate('requireUser', async (request: FastifyRequest) => {
+    if (request.user === undefined) throw new HttpError(401, 'unauthorized', 'Log in first')
+  })
+
+  const sweep = async (): Promise<void> => {
+    try {
+      const count = await store.deleteExpired()
+      if (count > 0) fastify.log.info({ count }, 'expired sessions deleted')
+    } catch (error) {
+      fastify.log.warn({ err: error }, 'deleting expired sessions failed')
+    }
+  }
+  const timer = setInterval(() => { void sweep() }, expiredSweepMs).unref()
+  fastify.addHook('onReady', sweep)
+  fastify.addHook('onClose', async () => { clearInterval(timer) })
+}, { name: 'session', dependencies: ['config', 'database'] })

@@ -1,0 +1,80 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type FastifyError } from 'fastify'
+import fp from 'fastify-plugin'
+import type { Config } from './config.js'
+import database from '../plugins/database.js'
+import security from '../plugins/security.js'
+import rateLimit from '../plugins/rate-limit.js'
+import session from '../plugins/session.js'
+import accounts from '../plugins/accounts.js'
+import health from '../plugins/health.js'
+import staticPage from '../plugins/static.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+  }
+}
+
+/** Request bodies larger than this are refused with 413 before they are parsed. */
+const bodyLimitBytes = 64 * 1024
+
+/** The Fastify options of every Canopy app, the server's and the tests' alike. */
+export function fastifyOptions (config: Config): FastifyServerOptions {
+  return {
+    logger: {
+      level: config.logLevel,
+      redact: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]']
+    },
+    bodyLimit: bodyLimitBytes,
+    trustProxy: false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    ajv: { customOptions: { removeAdditional: false } }
+  }
+}
+
+/** The app factory: every plugin of Canopy, composed in dependency order. */
+export async function buildApp (config: Config): Promise<FastifyInstance> {
+  const app = Fastify(fastifyOptions(config))
+  await app.register(fp(async (fastify) => { fastify.decorate('config', config) }, { name: 'config' }))
+  app.setErrorHandler(errorHandler)
+  app.setNotFoundHandler(async (request, reply) => {
+    return await reply.code(404).send({ error: 'not_found', message: `No route for ${request.method} ${request.url.split('?')[0] ?? ''}` })
+  })
+
+  await app.register(security)
+  await app.register(database)
+  await app.register(rateLimit)
+  await app.register(session)
+  await app.register(accounts)
+  await app.register(health)
+  await app.register(staticPage)
+  return app
+}
+
+const codesByStatus: Record<number, string> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  409: 'conflict',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  429: 'too_many_requests',
+  503: 'unavailable'
+}
+
+/** Every error leaves as JSON `{error, message}`; a 5xx never shows its details. */
+async function errorHandler (this: FastifyInstance, error: FastifyError & { code?: string }, request: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply): Promise<void> {
+  const statusCode = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
+  if (statusCode >= 500) {
+    request.log.error({ err: error }, 'request failed')
+    await reply.code(statusCode).send({ error: codesByStatus[statusCode] ?? 'internal', message: statusCode === 503 ? 'Service unavailable; try again' : 'Internal server error' })
+    return
+  }
+  const code = error.validation !== undefined
+    ? 'bad_request'
+    : error.name === 'HttpError' && error.code !== undefined ? error.code : codesByStatus[statusCode] ?? 'bad_request'
+  await reply.code(statusCode).send({ error: code, message: error.message })
+}

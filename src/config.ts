@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { Type, type Static } from '@sinclair/typebox'
+import envSchema from 'env-schema'
+
+/** Every variable of the SPEC's configuration table, with its default. */
+const EnvSchema = Type.Object({
+  NODE_ENV: Type.String({ default: 'development' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8800 }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  DATA_DIR: Type.String({ minLength: 1, default: './data' }),
+  SESSION_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  HISTORY_LIMIT: Type.Integer({ minimum: 0, maximum: 1000, default: 30 }),
+  KEEPALIVE_INTERVAL: Type.Number({ minimum: 0, maximum: 3600, default: 30 }),
+  MAX_MESSAGE_CHARS: Type.Integer({ minimum: 1, maximum: 16000, default: 2000 }),
+  ALLOWED_ORIGINS: Type.String({ default: '' }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
+    { default: 'info' }
+  ),
+  PUBLISH_RATE: Type.Number({ exclusiveMinimum: 0, default: 20 }),
+  PUBLISH_BURST: Type.Integer({ minimum: 1, default: 60 }),
+  LOGIN_ATTEMPTS: Type.Integer({ minimum: 1, default: 10 })
+})
+type Env = Static<typeof EnvSchema>
+
+export interface Config {
+  production: boolean
+  port: number
+  host: string
+  /** Unset means the embedded PGlite database under `dataDir`. */
+  databaseUrl: string | undefined
+  dataDir: string
+  sessionSecret: string
+  historyLimit: number
+  keepaliveIntervalMs: number
+  maxMessageChars: number
+  allowedOrigins: string[]
+  logLevel: string
+  publishRatePerSecond: number
+  publishBurst: number
+  loginAttemptsPerMinute: number
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+interface AjvError { instancePath: string, message?: string, params?: Record<string, unknown> }
+
+function describe (errors: AjvError[] | undefined, fallback: string): string {
+  if (errors === undefined || errors.length === 0) return fallback
+  return errors.map((error) => {
+    const variable = error.instancePath.replace(/^\//, '') || String(error.params?.missingProperty ?? 'environment')
+    return `${variable} ${error.message ?? 'is invalid'}`
+  }).join('; ')
+}
+
+/**
+ * Validates the environment once, at start. `env` is the whole environment to read:
+ * process.env in the server (after .env is loaded), a plain object in tests.
+ */
+export function loadConfig (env: Record<string, string | undefined>): Config {
+  let parsed: Env
+  try {
+    // env-schema drops unknown keys from the object it validates: give it a copy.
+    parsed = envSchema<Env>({ schema: EnvSchema, data: { ...env }, env: false })
+  } catch (error) {
+    const { message, errors } = error as Error & { errors?: AjvError[] }
+    throw new ConfigError(`Invalid configuration: ${describe(errors, message)}`)
+  }
+
+  const production = parsed.NODE_ENV === 'production'
+  const dataDir = resolve(parsed.DATA_DIR)
+  let sessionSecret = parsed.SESSION_SECRET
+  if (sessionSecret === undefined) {
+    if (production) throw new ConfigError('Invalid configuration: SESSION_SECRET is required when NODE_ENV=production (at least 32 characters)')
+    sessionSecret = developmentSecret(dataDir)
+  }
+
+  const allowedOrigins = parsed.ALLOWED_ORIGINS.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
+  for (const origin of allowedOrigins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError(`Invalid configuration: ALLOWED_ORIGINS entry "${origin}" is not an origin like https://chat.example.com`)
+    }
+  }
+
+  return {
+    production,
+    port: parsed.PORT,
+    host: parsed.HOST,
+    databaseUrl: parsed.DATABASE_URL,
+    dataDir,
+    sessionSecret,
+    historyLimit: parsed.HISTORY_LIMIT,
+    keepaliveIntervalMs: Math.round(parsed.KEEPALIVE_INTERVAL * 1000),
+    maxMessageChars: parsed.MAX_MESSAGE_CHARS,
+    allowedOrigins,
+    logLevel: parsed.LOG_LEVEL,
+    publishRatePerSecond: parsed.PUBLISH_RATE,
+    publishBurst: parsed.PUBLISH_BURST,
+    loginAttemptsPerMinute: parsed.LOGIN_ATTEMPTS
+  }
+}
+
+/** A development secret made once and kept in DATA_DIR, so logins survive restarts. */
+function developmentSecret (dataDir: string): string {
+  const file = join(dataDir, 'session-secret')
+  try {
+    const kept = readFileSync(file, 'utf8').trim()
+    if (kept.length >= 32) return kept
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+  }
+  mkdirSync(dataDir, { recursive: true })
+  const secret = randomBytes(32).toString('base64url')
+  writeFileSync(file, secret + '\n', { mode: 0o600 })
+  return secret
+}

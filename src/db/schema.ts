@@ -1,0 +1,47 @@
+import { sql } from 'drizzle-orm'
+import { bigint, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core'
+
+export const users = pgTable('users', {
+  id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+  /** Shown as registered; unique without regard to case. */
+  name: text('name').notNull(),
+  passwordHash: text('password_hash').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow()
+}, (t) => [
+  uniqueIndex('users_name_lower_key').on(sql`lower(${t.name})`)
+])
+
+export const sessions = pgTable('sessions', {
+  sid: text('sid').primaryKey(),
+  userId: integer('user_id').references(() => users.id, { onDelete: 'cascade' }),
+  data: jsonb('data').notNull(),
+  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull()
+}, (t) => [
+  index('sessions_expires_at_idx').on(t.expiresAt),
+  index('sessions_user_id_idx').on(t.userId)
+])
+
+/**
+ * One row per topic; `lastId` is bumped under the row lock in the publishing
+ * transaction, so message ids in a topic are gapless and in commit order.
+ */
+export const topics = pgTable('topics', {
+  name: text('name').primaryKey(),
+  lastId: bigint('last_id', { mode: 'number' }).notNull().default(0)
+})
+
+export const messages = pgTable('messages', {
+  topic: text('topic').notNull().references(() => topics.name),
+  /** The per-topic sequence: what clients see as the message `id`. */
+  id: bigint('id', { mode: 'number' }).notNull(),
+  authorId: integer('author_id').notNull().references(() => users.id),
+  /** The author's name as registered, kept with the message so history needs no join. */
+  author: text('author').notNull(),
+  text: text('text').notNull(),
+  /** The client's id for the message: a resend with the same ref stores nothing new. */
+  ref: text('ref'),
+  at: timestamp('at', { withTimezone: true }).notNull().defaultNow()
+}, (t) => [
+  primaryKey({ columns: [t.topic, t.id] }),
+  uniqueIndex('messages_author_ref_key').on(t.authorId, t.ref)
+])

@@ -1,0 +1,41 @@
+import type { SessionStore } from '@fastify/session'
+import type { Session } from 'fastify'
+import { and, eq, gt, lte, sql } from 'drizzle-orm'
+import type { Orm } from './db/client.js'
+import { sessions } from './db/schema.js'
+
+type Callback = (error?: unknown) => void
+type CallbackSession = (error: unknown, session?: Session | null) => void
+
+/**
+ * @fastify/session's store, kept in Postgres: a login is valid on every instance on the
+ * same database and survives restarts. Expired rows are never returned and are deleted by
+ * deleteExpired().
+ */
+export class PostgresSessionStore implements SessionStore {
+  constructor (private readonly orm: Orm, private readonly defaultMaxAgeMs: number) {}
+
+  set (sid: string, session: Session, callback: Callback): void {
+    const expiresAt = session.cookie.expires ?? new Date(Date.now() + this.defaultMaxAgeMs)
+    const row = { sid, userId: session.userId ?? null, data: session, expiresAt }
+    this.orm.insert(sessions).values(row)
+      .onConflictDoUpdate({ target: sessions.sid, set: { userId: row.userId, data: row.data, expiresAt: row.expiresAt } })
+      .then(() => { callback() }, callback)
+  }
+
+  get (sid: string, callback: CallbackSession): void {
+    this.orm.select({ data: sessions.data }).from(sessions)
+      .where(and(eq(sessions.sid, sid), gt(sessions.expiresAt, sql`now()`)))
+      .then(([row]) => { callback(null, (row?.data as Session | undefined) ?? null) }, callback)
+  }
+
+  destroy (sid: string, callback: Callback): void {
+    this.orm.delete(sessions).where(eq(sessions.sid, sid)).then(() => { callback() }, callback)
+  }
+
+  /** Removes expired sessions; returns how many. */
+  async deleteExpired (): Promise<number> {
+    const deleted = await this.orm.delete(sessions).where(lte(sessions.expiresAt, sql`now()`)).returning({ sid: sessions.sid })
+    return deleted.length
+  }
+}

@@ -1,0 +1,53 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { buildApp } from '../../src/app.js'
+import { loadConfig, type Config } from '../../src/config.js'
+
+export interface TestContext {
+  teardown(fn: () => unknown): void
+}
+
+export type Env = Record<string, string | undefined>
+
+/** A fresh directory removed when the test ends. */
+export function tempDir (t: TestContext, prefix = 'canopy-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  return dir
+}
+
+/** The configuration a test app runs with: quiet, on its own data directory unless given one. */
+export function testConfig (t: TestContext, env: Env = {}): Config {
+  return loadConfig({ LOG_LEVEL: 'silent', DATA_DIR: env.DATA_DIR ?? tempDir(t), ...env })
+}
+
+/** The very app factory the server uses, closed when the test ends. */
+export async function buildTestApp (t: TestContext, env: Env = {}): Promise<FastifyInstance> {
+  const app = await buildApp(testConfig(t, env))
+  t.teardown(async () => { await app.close() })
+  await app.ready()
+  return app
+}
+
+/** The `name=value` pair of the session cookie a response set, to send back as a Cookie header. */
+export function sessionCookie (response: LightMyRequestResponse): string {
+  const cookie = response.cookies.find((c) => c.name === 'canopy.sid')
+  if (cookie === undefined) throw new Error(`no session cookie in a ${response.statusCode} response`)
+  return `${cookie.name}=${cookie.value}`
+}
+
+let userCounter = 0
+/** A unique valid user name for this test process. */
+export function uniqueName (prefix = 'user'): string {
+  userCounter += 1
+  return `${prefix}${process.pid}_${userCounter}`
+}
+
+/** Registers a user and returns the cookie of its logged-in session. */
+export async function register (app: FastifyInstance, username = uniqueName(), password = 'correct horse'): Promise<{ cookie: string, username: string, id: number }> {
+  const response = await app.inject({ method: 'POST', url: '/api/register', payload: { username, password } })
+  if (response.statusCode !== 201) throw new Error(`register ${username}: ${response.statusCode} ${response.body}`)
+  return { cookie: sessionCookie(response), username, id: response.json<{ user: { id: number } }>().user.id }
+}

