@@ -26,7 +26,7 @@ export function fastifyOptions (config: Config): FastifyServerOptions {
       redact: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]']
     },
     bodyLimit: bodyLimitBytes,
-    trustProxy: false,
+    trustProxy: config.trustProxy,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     ajv: { customOptions: { removeAdditional: false } }

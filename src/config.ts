@@ -22,7 +22,8 @@ const EnvSchema = Type.Object({
   ),
   PUBLISH_RATE: Type.Number({ exclusiveMinimum: 0, default: 20 }),
   PUBLISH_BURST: Type.Integer({ minimum: 1, default: 60 }),
-  LOGIN_ATTEMPTS: Type.Integer({ minimum: 1, default: 10 })
+  LOGIN_ATTEMPTS: Type.Integer({ minimum: 1, default: 10 }),
+  TRUST_PROXY: Type.String({ default: '' })
 })
 type Env = Static<typeof EnvSchema>
 
@@ -42,6 +43,11 @@ export interface Config {
   publishRatePerSecond: number
   publishBurst: number
   loginAttemptsPerMinute: number
+  /**
+   * Fastify's trustProxy: whether X-Forwarded-* headers are believed. Needed behind a
+   * TLS-terminating proxy in production, where the session cookie is Secure.
+   */
+  trustProxy: boolean | string[]
 }
 
 export class ConfigError extends Error {
@@ -88,6 +94,7 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
   }
 
   return {
+    trustProxy: parseTrustProxy(parsed.TRUST_PROXY),
     production,
     port: parsed.PORT,
     host: parsed.HOST,
@@ -103,6 +110,13 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
     publishBurst: parsed.PUBLISH_BURST,
     loginAttemptsPerMinute: parsed.LOGIN_ATTEMPTS
   }
+}
+
+function parseTrustProxy (value: string): boolean | string[] {
+  const trimmed = value.trim()
+  if (trimmed === '' || trimmed === 'false') return false
+  if (trimmed === 'true') return true
+  return trimmed.split(',').map((address) => address.trim()).filter((address) => address !== '')
 }
 
 /** A development secret made once and kept in DATA_DIR, so logins survive restarts. */

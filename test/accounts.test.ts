@@ -1,0 +1,128 @@
+import t from 'tap'
+import { buildTestApp, register, sessionCookie, uniqueName } from './helpers/app.js'
+import { forEachEngine } from './helpers/postgres.js'
+
+forEachEngine(t, async (t, env) => {
+  const app = await buildTestApp(t, env)
+  const post = async (url: string, payload: unknown, cookie?: string) =>
+    await app.inject({ method: 'POST', url, payload: payload as Record<string, unknown>, headers: cookie === undefined ? {} : { cookie } })
+
+  await t.test('register creates the user and a logged-in session', async (t) => {
+    const username = uniqueName('Reg')
+    const response = await post('/api/register', { username, password: 'password123' })
+    t.equal(response.statusCode, 201)
+    const body = response.json()
+    t.match(body, { user: { id: Number, name: username } })
+    const cookie = response.cookies.find((c) => c.name === 'canopy.sid')
+    t.ok(cookie, 'a session cookie')
+    t.equal(cookie?.httpOnly, true)
+    t.equal(cookie?.sameSite, 'Lax')
+    t.notOk(cookie?.secure, 'not Secure outside production')
+    const me = await app.inject({ url: '/api/me', headers: { cookie: sessionCookie(response) } })
+    t.equal(me.statusCode, 200)
+    t.same(me.json().user, body.user)
+    t.match(me.json().wsTicket, /^[A-Za-z0-9_-]{20,}$/)
+  })
+
+  await t.test('a taken name is refused whatever its case', async (t) => {
+    const username = uniqueName('Taken')
+    t.equal((await post('/api/register', { username, password: 'password123' })).statusCode, 201)
+    const again = await post('/api/register', { username: username.toLowerCase(), password: 'password456' })
+    t.equal(again.statusCode, 409)
+    t.match(again.json(), { error: 'name_taken', message: String })
+  })
+
+  const invalid: Array<[string, unknown]> = [
+    ['a short name', { username: 'ab', password: 'password123' }],
+    ['a long name', { username: 'a'.repeat(33), password: 'password123' }],
+    ['a name with a space', { username: 'a b c', password: 'password123' }],
+    ['a name with markup', { username: '<b>x</b>', password: 'password123' }],
+    ['a short password', { username: uniqueName(), password: 'short' }],
+    ['a long password', { username: uniqueName(), password: 'p'.repeat(257) }],
+    ['a missing password', { username: uniqueName() }],
+    ['an object for a name', { username: { name: 'abcdef' }, password: 'password123' }],
+    ['no body', undefined]
+  ]
+  for (const [what, payload] of invalid) {
+    await t.test(`register refuses ${what} with 400`, async (t) => {
+      const response = await post('/api/register', payload)
+      t.equal(response.statusCode, 400)
+      t.match(response.json(), { error: 'bad_request', message: String })
+    })
+  }
+
+  await t.test('register accepts the edges of the rules', async (t) => {
+    t.equal((await post('/api/register', { username: `a.${process.pid}`.slice(0, 32), password: '12345678' })).statusCode, 201)
+    const longest = ('Z_-.' + uniqueName()).padEnd(32, 'x')
+    t.equal((await post('/api/register', { username: longest, password: 'p'.repeat(256) })).statusCode, 201)
+  })
+
+  await t.test('login matches the name case-insensitively and shows it as registered', async (t) => {
+    const username = uniqueName('MixedCase')
+    await register(app, username, 'password123')
+    const response = await post('/api/login', { username: username.toUpperCase(), password: 'password123' })
+    t.equal(response.statusCode, 200)
+    t.equal(response.json().user.name, username)
+    const me = await app.inject({ url: '/api/me', headers: { cookie: sessionCookie(response) } })
+    t.equal(me.json().user.name, username)
+  })
+
+  await t.test('login gives the same 401 for an unknown name and a wrong password', async (t) => {
+    const username = uniqueName()
+    await register(app, username, 'password123')
+    const wrong = await post('/api/login', { username, password: 'password124' })
+    const unknown = await post('/api/login', { username: uniqueName('nobody'), password: 'password123' })
+    t.equal(wrong.statusCode, 401)
+    t.equal(unknown.statusCode, 401)
+    t.same(wrong.json(), unknown.json())
+    t.notOk(wrong.cookies.some((c) => c.name === 'canopy.sid'), 'no session for a failed login')
+  })
+
+  await t.test('login gives a new session id and a new ticket', async (t) => {
+    const username = uniqueName()
+    const first = await register(app, username, 'password123')
+    const ticket1 = (await app.inject({ url: '/api/me', headers: { cookie: first.cookie } })).json().wsTicket
+    const second = await post('/api/login', { username, password: 'password123' }, first.cookie)
+    t.not(sessionCookie(second), first.cookie)
+    const ticket2 = (await app.inject({ url: '/api/me', headers: { cookie: sessionCookie(second) } })).json().wsTicket
+    t.not(ticket2, ticket1)
+  })
+
+  await t.test('me without a session, or with a forged cookie, is 401', async (t) => {
+    const none = await app.inject({ url: '/api/me' })
+    t.equal(none.statusCode, 401)
+    t.match(none.json(), { error: 'unauthorized', message: String })
+    const forged = await app.inject({ url: '/api/me', headers: { cookie: 'canopy.sid=abc.def' } })
+    t.equal(forged.statusCode, 401)
+  })
+
+  await t.test('logout destroys the session', async (t) => {
+    const { cookie } = await register(app)
+    const out = await post('/api/logout', {}, cookie)
+    t.equal(out.statusCode, 204)
+    t.equal((await app.inject({ url: '/api/me', headers: { cookie } })).statusCode, 401, 'the old cookie is worth nothing')
+    t.equal((await post('/api/logout', {})).statusCode, 204, 'logging out without a session is harmless')
+  })
+})
+
+t.test('login attempts are limited per client address and name', async (t) => {
+  const app = await buildTestApp(t, { LOGIN_ATTEMPTS: '3' })
+  const username = uniqueName()
+  await register(app, username, 'password123')
+  const attempt = async (name: string, password: string, remoteAddress = '127.0.0.1') =>
+    await app.inject({ method: 'POST', url: '/api/login', payload: { username: name, password }, remoteAddress })
+  for (let i = 0; i < 3; i++) t.equal((await attempt(username, 'wrong-password')).statusCode, 401)
+  const limited = await attempt(username, 'password123')
+  t.equal(limited.statusCode, 429, 'even the right password waits')
+  t.match(limited.json(), { error: 'too_many_requests', message: String })
+  t.equal((await attempt(username.toUpperCase(), 'password123')).statusCode, 429, 'the name is counted without regard to case')
+  t.equal((await attempt(username, 'password123', '10.0.0.2')).statusCode, 200, 'another address is not limited')
+  t.equal((await attempt(uniqueName(), 'password123')).statusCode, 401, 'another name is not limited')
+})
+
+t.test('the cookie is Secure in production', async (t) => {
+  const app = await buildTestApp(t, { NODE_ENV: 'production', SESSION_SECRET: 'a-production-secret-of-enough-length', TRUST_PROXY: 'true' })
+  const response = await app.inject({ method: 'POST', url: '/api/register', headers: { 'x-forwarded-proto': 'https' }, payload: { username: uniqueName(), password: 'password123' } })
+  t.equal(response.statusCode, 201)
+  t.equal(response.cookies.find((c) => c.name === 'canopy.sid')?.secure, true)
+})

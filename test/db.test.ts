@@ -1,0 +1,53 @@
+import t from 'tap'
+import { DatabaseUnreachableError, openDatabase } from '../src/db/client.js'
+import { buildTestApp, tempDir } from './helpers/app.js'
+import { forEachEngine } from './helpers/postgres.js'
+
+forEachEngine(t, async (t, env) => {
+  await t.test('migrations build every table on an empty database, once', async (t) => {
+    const db = await openDatabase({ databaseUrl: env.DATABASE_URL, dataDir: tempDir(t) })
+    t.teardown(async () => { await db.close() })
+    const tables = async () => (await db.query<{ table_name: string }>(
+      "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name")).map((row) => row.table_name)
+    t.same(await tables(), [], 'empty before')
+    await db.migrate()
+    t.same(await tables(), ['messages', 'sessions', 'topics', 'users'])
+    await db.migrate()
+    t.same(await tables(), ['messages', 'sessions', 'topics', 'users'], 'a second run changes nothing')
+  })
+
+  await t.test('a transaction commits together or not at all', async (t) => {
+    const app = await buildTestApp(t, env)
+    const db = app.db
+    await db.transaction(async (tx) => {
+      await tx.query("INSERT INTO topics (name, last_id) VALUES ('committed', 0)")
+    })
+    await t.rejects(db.transaction(async (tx) => {
+      await tx.query("INSERT INTO topics (name, last_id) VALUES ('rolled-back', 0)")
+      throw new Error('boom')
+    }), /boom/)
+    t.same(await db.query('SELECT name FROM topics ORDER BY name'), [{ name: 'committed' }])
+    t.same(await db.query('SELECT 9007199254740991::int8 AS big'), [{ big: Number.MAX_SAFE_INTEGER }], 'int8 arrives as a number')
+  })
+
+  await t.test('listen and notify', async (t) => {
+    const app = await buildTestApp(t, env)
+    const received: string[] = []
+    const arrived = new Promise<void>((resolve) => {
+      void app.db.listen('canopy_test', {
+        onNotify: (payload) => { received.push(payload); if (received.length === 2) resolve() }
+      }).then((listener) => { t.teardown(async () => { await listener.close() }); return app.db.notify('canopy_test', 'one') })
+        .then(async () => { await app.db.notify('canopy_test', 'two ✓') })
+    })
+    await arrived
+    t.same(received, ['one', 'two ✓'])
+  })
+})
+
+t.test('an unreachable database is a clear error naming where, without the password', async (t) => {
+  const error = await openDatabase({ databaseUrl: 'postgres://canopy:secret-pw@127.0.0.1:1/canopy', dataDir: tempDir(t) })
+    .then(() => undefined, (e: unknown) => e)
+  t.type(error, DatabaseUnreachableError)
+  t.match(String((error as Error).message), /^Cannot reach the database at 127\.0\.0\.1:1\/canopy: /)
+  t.notMatch(String((error as Error).message), /secret-pw/)
+})

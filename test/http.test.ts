@@ -1,0 +1,56 @@
+import t from 'tap'
+import { buildTestApp } from './helpers/app.js'
+
+t.test('HTTP basics', async (t) => {
+  const app = await buildTestApp(t)
+
+  await t.test('the page is served with a CSP that allows no inline script', async (t) => {
+    const response = await app.inject({ url: '/' })
+    t.equal(response.statusCode, 200)
+    t.match(response.headers['content-type'], /text\/html/)
+    const csp = String(response.headers['content-security-policy'])
+    t.match(csp, /script-src 'self'/)
+    t.notMatch(csp, /unsafe-inline/)
+    t.equal(response.headers['x-content-type-options'], 'nosniff')
+  })
+
+  await t.test('/healthz and /readyz', async (t) => {
+    t.equal((await app.inject({ url: '/healthz' })).statusCode, 200)
+    const ready = await app.inject({ url: '/readyz' })
+    t.equal(ready.statusCode, 200)
+    t.same(ready.json(), { status: 'ready' })
+  })
+
+  await t.test('unknown routes are JSON 404s', async (t) => {
+    const response = await app.inject({ url: '/api/nothing-here' })
+    t.equal(response.statusCode, 404)
+    t.match(response.json(), { error: 'not_found', message: String })
+  })
+
+  await t.test('malformed JSON is a JSON 400', async (t) => {
+    const response = await app.inject({ method: 'POST', url: '/api/login', headers: { 'content-type': 'application/json' }, payload: '{"username":' })
+    t.equal(response.statusCode, 400)
+    t.match(response.json(), { error: 'bad_request', message: String })
+  })
+
+  await t.test('a body over the limit is refused with 413', async (t) => {
+    const response = await app.inject({ method: 'POST', url: '/api/login', payload: { username: 'x'.repeat(70_000), password: 'y' } })
+    t.equal(response.statusCode, 413)
+    t.match(response.json(), { error: 'payload_too_large' })
+  })
+
+  await t.test('an unsupported content type is refused', async (t) => {
+    const response = await app.inject({ method: 'POST', url: '/api/login', headers: { 'content-type': 'text/xml' }, payload: '<x/>' })
+    t.equal(response.statusCode, 415)
+    t.match(response.json(), { error: 'unsupported_media_type' })
+  })
+})
+
+t.test('a 5xx shows no details and no stack', async (t) => {
+  const app = await buildTestApp(t)
+  await app.db.close()
+  const response = await app.inject({ method: 'POST', url: '/api/login', payload: { username: 'someone', password: 'password123' } })
+  t.equal(response.statusCode, 500)
+  t.same(response.json(), { error: 'internal', message: 'Internal server error' })
+  t.equal((await app.inject({ url: '/readyz' })).statusCode, 503, 'not ready without the database')
+})

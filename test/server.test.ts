@@ -1,0 +1,58 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import t from 'tap'
+import { tempDir } from './helpers/app.js'
+
+/** The server entry point as `npm start` runs it, from source through tsx. */
+function startServer (env: Record<string, string>, script = 'src/server.ts') {
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const lines = createInterface({ input: child.stdout })
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
+  return { child, lines, exited, stderr: () => stderr }
+}
+
+t.test('bad configuration stops start-up with one line naming the variable', async (t) => {
+  const server = startServer({ DATA_DIR: tempDir(t), HISTORY_LIMIT: 'lots' })
+  const [code] = await server.exited
+  t.equal(code, 1)
+  t.equal(server.stderr(), 'canopy: Invalid configuration: HISTORY_LIMIT must be integer\n')
+})
+
+t.test('an unreachable database stops start-up with one clear line', async (t) => {
+  const server = startServer({ DATA_DIR: tempDir(t), DATABASE_URL: 'postgres://u:p@127.0.0.1:1/canopy' })
+  const [code] = await server.exited
+  t.equal(code, 1)
+  t.match(server.stderr(), /^canopy: Cannot reach the database at 127\.0\.0\.1:1\/canopy: [^\n]+\n$/)
+})
+
+t.test('the server starts, serves, and exits 0 on SIGTERM', async (t) => {
+  const server = startServer({ DATA_DIR: tempDir(t) })
+  let url = ''
+  for await (const line of server.lines) {
+    const entry = JSON.parse(line) as { msg?: string }
+    const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(entry.msg ?? '')
+    if (match?.[1] !== undefined) { url = match[1]; break }
+  }
+  t.match(url, /^http:\/\/127\.0\.0\.1:\d+$/)
+  const response = await fetch(`${url}/healthz`)
+  t.equal(response.status, 200)
+  server.child.kill('SIGTERM')
+  const [code, signal] = await server.exited
+  t.equal(code, 0)
+  t.equal(signal, null)
+})
+
+t.test('db:migrate applies migrations to the embedded database', async (t) => {
+  const server = startServer({ DATA_DIR: tempDir(t) }, 'src/cli/migrate.ts')
+  let out = ''
+  server.child.stdout.setEncoding('utf8').on('data', (chunk: string) => { out += chunk })
+  const [code] = await server.exited
+  t.equal(code, 0, server.stderr())
+  t.match(out, /migrations applied to the embedded database/)
+})
