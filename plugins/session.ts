@@ -53,7 +53,8 @@ export default fp(async function session (fastify) {
   })
   fastify.decorate('sessionStore', store)
   fastify.decorateRequest('user', undefined)
-  fastify.addHook('preHandler', async (request) => {
+  // Right after @fastify/session has loaded the session, so every later hook sees the user.
+  fastify.addHook('onRequest', async (request) => {
     const { userId, userName } = request.session
     if (userId !== undefined && userName !== undefined) request.user = { id: userId, name: userName }
   })

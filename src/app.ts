@@ -8,6 +8,11 @@ import session from '../plugins/session.js'
 import accounts from '../plugins/accounts.js'
 import health from '../plugins/health.js'
 import staticPage from '../plugins/static.js'
+import websocket from '../plugins/websocket.js'
+import topicBus from '../plugins/topic-bus.js'
+import publish from '../plugins/publish.js'
+import chatEndpoint from '../plugins/chat-endpoint.js'
+import topicsApi from '../plugins/topics-api.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -48,6 +53,11 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(session)
   await app.register(accounts)
   await app.register(health)
+  await app.register(websocket)
+  await app.register(topicBus)
+  await app.register(publish)
+  await app.register(chatEndpoint)
+  await app.register(topicsApi)
   await app.register(staticPage)
   return app
 }

@@ -23,7 +23,9 @@ const EnvSchema = Type.Object({
   PUBLISH_RATE: Type.Number({ exclusiveMinimum: 0, default: 20 }),
   PUBLISH_BURST: Type.Integer({ minimum: 1, default: 60 }),
   LOGIN_ATTEMPTS: Type.Integer({ minimum: 1, default: 10 }),
-  TRUST_PROXY: Type.String({ default: '' })
+  TRUST_PROXY: Type.String({ default: '' }),
+  MAX_CONNECTIONS_PER_USER: Type.Integer({ minimum: 1, default: 20 }),
+  SEND_BUFFER_LIMIT: Type.Integer({ minimum: 1024, default: 1024 * 1024 })
 })
 type Env = Static<typeof EnvSchema>
 
@@ -48,6 +50,10 @@ export interface Config {
    * TLS-terminating proxy in production, where the session cookie is Secure.
    */
   trustProxy: boolean | string[]
+  /** Open /chat sockets one user may hold on one instance; more are refused with 429. */
+  maxConnectionsPerUser: number
+  /** Unsent bytes a socket may hold before it is closed as a slow consumer (1013). */
+  sendBufferLimitBytes: number
 }
 
 export class ConfigError extends Error {
@@ -95,6 +101,8 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
 
   return {
     trustProxy: parseTrustProxy(parsed.TRUST_PROXY),
+    maxConnectionsPerUser: parsed.MAX_CONNECTIONS_PER_USER,
+    sendBufferLimitBytes: parsed.SEND_BUFFER_LIMIT,
     production,
     port: parsed.PORT,
     host: parsed.HOST,

@@ -1,0 +1,207 @@
+import { timingSafeEqual } from 'node:crypto'
+import fp from 'fastify-plugin'
+import type { FastifyRequest } from 'fastify'
+import { addEndpoint, refuse, type Connection } from '../src/endpoint.js'
+import { CloseCode, defaultTopic, frameError, isValidTopic, parseClientFrame, type ClientFrame } from '../src/protocol.js'
+import { TokenBuckets } from '../src/token-bucket.js'
+import type { User } from '../src/users.js'
+
+/** What the chat keeps per connection. */
+interface ChatSession {
+  user: User
+  /** The HTTP session that opened the socket: its logout closes the socket. */
+  sessionId: string
+  topics: Set<string>
+  /** The topic of the URL, subscribed right after opening. */
+  firstTopic: string | undefined
+}
+
+type ChatConnection = Connection<ChatSession>
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The open /chat connections of this instance. */
+    chatConnections: ReadonlySet<Connection<ChatSession>>
+  }
+}
+
+/** Topics one connection may subscribe to at once. */
+const maxTopicsPerConnection = 100
+/** Frames of any kind per second per connection, and the burst above it. */
+const frameRatePerSecond = 50
+const frameBurst = 100
+
+/**
+ * The chat endpoint, /chat: the TreeFrog-style endpoint on Canopy's endpoint layer. Opens
+ * only for a logged-in session showing its ticket, subscribes to the URL's topic with its
+ * history, and speaks the frames of src/protocol.ts.
+ */
+export default fp(async function chatEndpoint (fastify) {
+  const { config, topicBus } = fastify
+  const connectionsBySession = new Map<string, Set<ChatConnection>>()
+  const connectionsByUser = new Map<number, number>()
+  /** Presence on this instance: how many connections of each user are in each topic. */
+  const presence = new Map<string, Map<string, number>>()
+  const frameBuckets = new TokenBuckets<ChatConnection>(frameRatePerSecond, frameBurst)
+  // Refusals a connection may collect before it counts as sustained abuse (1008).
+  const refusalBuckets = new TokenBuckets<ChatConnection>(config.publishRatePerSecond, config.publishBurst)
+  fastify.addHook('onClose', async () => { frameBuckets.stop(); refusalBuckets.stop() })
+
+  const join = (connection: ChatConnection, topic: string): void => {
+    const name = connection.session.user.name
+    let users = presence.get(topic)
+    if (users === undefined) presence.set(topic, users = new Map())
+    const count = (users.get(name) ?? 0) + 1
+    users.set(name, count)
+    if (count === 1) topicBus.broadcast(topic, { type: 'joined', topic, user: name }, connection)
+  }
+
+  const leave = (connection: ChatConnection, topic: string): void => {
+    const name = connection.session.user.name
+    const users = presence.get(topic)
+    const count = (users?.get(name) ?? 1) - 1
+    if (count > 0) { users?.set(name, count); return }
+    users?.delete(name)
+    if (users?.size === 0) presence.delete(topic)
+    topicBus.broadcast(topic, { type: 'left', topic, user: name }, connection)
+  }
+
+  const subscribe = async (connection: ChatConnection, topic: string, since?: number): Promise<void> => {
+    const { topics } = connection.session
+    const isNew = !topics.has(topic)
+    if (isNew && topics.size >= maxTopicsPerConnection) {
+      connection.send(frameError('bad_request', `at most ${maxTopicsPerConnection} topics per connection`))
+      return
+    }
+    topics.add(topic)
+    try {
+      await topicBus.subscribe(topic, connection, { since, historyLimit: config.historyLimit })
+    } catch (error) {
+      if (isNew) topics.delete(topic)
+      fastify.log.warn({ err: error, topic }, 'subscribe failed')
+      connection.send(frameError('unavailable', `could not read the history of ${topic}; subscribe again`))
+      return
+    }
+    if (isNew && connection.isOpen && topics.has(topic)) join(connection, topic)
+  }
+
+  const unsubscribe = (connection: ChatConnection, topic: string): void => {
+    if (!connection.session.topics.delete(topic)) return
+    topicBus.unsubscribe(topic, connection)
+    leave(connection, topic)
+  }
+
+  /** A frame refused for its rate; a connection that keeps on regardless is closed. */
+  const refuseForRate = (connection: ChatConnection, message: string, ref?: string): void => {
+    if (!refusalBuckets.take(connection)) {
+      connection.close(CloseCode.policy, 'sustained abuse after rate limiting')
+      return
+    }
+    connection.send(frameError('rate_limited', message, ref))
+  }
+
+  const handle = async (connection: ChatConnection, frame: ClientFrame): Promise<void> => {
+    switch (frame.type) {
+      case 'subscribe':
+        await subscribe(connection, frame.topic, frame.since)
+        return
+      case 'unsubscribe':
+        unsubscribe(connection, frame.topic)
+        connection.send({ type: 'unsubscribed', topic: frame.topic })
+        return
+      case 'publish': {
+        const outcome = await fastify.publish(connection.session.user, frame.topic, frame.text, frame.ref, (message) => {
+          connection.send({ type: 'ack', ref: frame.ref, id: message.id, at: message.at })
+        })
+        if (outcome.ok) return
+        if (outcome.code === 'rate_limited') refuseForRate(connection, outcome.message, frame.ref)
+        else connection.send(frameError(outcome.code, outcome.message, frame.ref))
+      }
+    }
+  }
+
+  const endpoint = addEndpoint<ChatSession>(fastify, {
+    name: 'chat',
+    path: '/chat',
+    keepaliveIntervalMs: config.keepaliveIntervalMs,
+    maxBufferedBytes: config.sendBufferLimitBytes,
+
+    async open (request: FastifyRequest) {
+      const { user, session } = request
+      if (user === undefined) return refuse(401, 'unauthorized', 'Log in first')
+      const { ticket, topic } = request.query as { ticket?: unknown, topic?: unknown }
+      if (typeof ticket !== 'string' || session.wsTicket === undefined || !sameSecret(ticket, session.wsTicket)) {
+        return refuse(403, 'forbidden', 'The ticket is missing or not this session\'s (see GET /api/me)')
+      }
+      const origin = request.headers.origin
+      if (origin !== undefined && origin !== `${request.protocol}://${request.host}` && !config.allowedOrigins.includes(origin)) {
+        return refuse(403, 'forbidden', `Origin ${origin} is not allowed`)
+      }
+      if ((connectionsByUser.get(user.id) ?? 0) >= config.maxConnectionsPerUser) {
+        return refuse(429, 'too_many_connections', `At most ${config.maxConnectionsPerUser} connections per user`)
+      }
+      return {
+        user,
+        sessionId: session.sessionId,
+        topics: new Set(),
+        firstTopic: topic === undefined || topic === '' ? defaultTopic : typeof topic === 'string' ? topic : undefined
+      }
+    },
+
+    async opened (connection) {
+      const { user, sessionId, firstTopic } = connection.session
+      connectionsByUser.set(user.id, (connectionsByUser.get(user.id) ?? 0) + 1)
+      let sessionConnections = connectionsBySession.get(sessionId)
+      if (sessionConnections === undefined) connectionsBySession.set(sessionId, sessionConnections = new Set())
+      sessionConnections.add(connection)
+      if (!isValidTopic(firstTopic)) {
+        connection.send(frameError('bad_topic', 'the topic in the URL is not a topic name; subscribe to one'))
+        return
+      }
+      await subscribe(connection, firstTopic)
+    },
+
+    async text (connection, data) {
+      const frame = parseClientFrame(data, config.maxMessageChars)
+      const ref = 'ref' in frame ? frame.ref : undefined
+      if (!frameBuckets.take(connection)) {
+        refuseForRate(connection, `over ${frameRatePerSecond} frames per second`, ref)
+        return
+      }
+      if (frame.type === 'error') {
+        connection.send(frame)
+        return
+      }
+      await handle(connection, frame)
+    },
+
+    closed (connection) {
+      const { user, sessionId, topics } = connection.session
+      for (const topic of topics) unsubscribe(connection, topic)
+      const count = (connectionsByUser.get(user.id) ?? 1) - 1
+      if (count > 0) connectionsByUser.set(user.id, count)
+      else connectionsByUser.delete(user.id)
+      const sessionConnections = connectionsBySession.get(sessionId)
+      sessionConnections?.delete(connection)
+      if (sessionConnections?.size === 0) connectionsBySession.delete(sessionId)
+      frameBuckets.delete(connection)
+      refusalBuckets.delete(connection)
+    },
+
+    async drain () {
+      while (fastify.publishesInFlight.size > 0) await Promise.allSettled([...fastify.publishesInFlight])
+    }
+  })
+
+  fastify.onLogout((sessionId) => {
+    for (const connection of connectionsBySession.get(sessionId) ?? []) connection.close(CloseCode.loggedOut, 'logged out')
+  })
+
+  fastify.decorate('chatConnections', endpoint.connections)
+}, { name: 'chat-endpoint', dependencies: ['websocket', 'session', 'accounts', 'topic-bus', 'publish'] })
+
+function sameSecret (given: string, expected: string): boolean {
+  const a = Buffer.from(given)
+  const b = Buffer.from(expected)
+  return a.length === b.length && timingSafeEqual(a, b)
+}

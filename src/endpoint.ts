@@ -1,0 +1,196 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+import type {} from '@fastify/websocket'
+import { CloseCode } from './protocol.js'
+
+/**
+ * The endpoint layer: a WebSocket endpoint is a path, a keep-alive interval and handlers
+ * for open (which may refuse before the upgrade), text, binary and close. Each connection
+ * carries its own session. Handlers of one connection run one at a time, in frame order.
+ */
+
+/** A refusal from `open`: sent as a plain HTTP response, and no socket is ever opened. */
+export interface Refusal {
+  refuse: true
+  statusCode: number
+  error: string
+  message: string
+}
+
+export function refuse (statusCode: number, error: string, message: string): Refusal {
+  return { refuse: true, statusCode, error, message }
+}
+
+export interface EndpointDefinition<Session> {
+  /** A name for logs and decorators. */
+  name: string
+  path: string
+  /** Milliseconds between pings; a peer with no pong by the next ping is terminated. 0: off. */
+  keepaliveIntervalMs: number
+  /** Send-buffer bound: a connection whose unsent data passes it is closed with 1013. */
+  maxBufferedBytes: number
+  /** Before the upgrade, from the HTTP request and its session: the connection's session, or a refusal. */
+  open(request: FastifyRequest): Promise<Session | Refusal>
+  /** Right after the upgrade. */
+  opened?(connection: Connection<Session>): Promise<void> | void
+  /** One text frame (valid UTF-8, within the frame size limit). */
+  text(connection: Connection<Session>, data: string): Promise<void> | void
+  /** One binary frame; without this handler a binary frame closes the connection with 1003. */
+  binary?(connection: Connection<Session>, data: Buffer): Promise<void> | void
+  /** The connection is gone, whoever closed it; runs once. */
+  closed?(connection: Connection<Session>, code: number): void
+  /** Before shutdown closes every socket with 1001: finish work in flight. */
+  drain?(): Promise<void>
+}
+
+/** Frames waiting for a handler before the socket stops reading (TCP back-pressure). */
+const maxQueuedFrames = 32
+
+export class Connection<Session> {
+  /** The application's per-connection state. */
+  readonly session: Session
+  alive = true
+  private closing = false
+  private readonly queue: Array<{ data: Buffer, isBinary: boolean }> = []
+  private running = false
+
+  constructor (
+    readonly socket: WebSocket,
+    session: Session,
+    private readonly definition: EndpointDefinition<Session>,
+    private readonly onError: (error: unknown) => void
+  ) {
+    this.session = session
+  }
+
+  get isOpen (): boolean {
+    return !this.closing && this.socket.readyState === this.socket.OPEN
+  }
+
+  /** Sends a text frame: a frame object, or data already encoded once for many receivers. */
+  send (frame: object | string | Buffer): void {
+    if (!this.isOpen) return
+    if (Buffer.isBuffer(frame)) this.socket.send(frame, { binary: false })
+    else this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame))
+    if (this.socket.bufferedAmount > this.definition.maxBufferedBytes) {
+      this.close(CloseCode.tryAgainLater, 'too slow to keep up; reconnect with since')
+    }
+  }
+
+  /** Closes with a code; the connection receives and sends nothing more from now on. */
+  close (code: number, reason = ''): void {
+    if (this.closing) return
+    this.closing = true
+    this.queue.length = 0
+    this.socket.close(code, reason)
+  }
+
+  /** @internal a frame from the socket, run after the ones before it. */
+  receive (data: Buffer, isBinary: boolean): void {
+    if (this.closing) return
+    this.queue.push({ data, isBinary })
+    if (this.queue.length >= maxQueuedFrames) this.socket.pause()
+    if (!this.running) void this.run()
+  }
+
+  private async run (): Promise<void> {
+    this.running = true
+    for (let next = this.queue.shift(); next !== undefined; next = this.queue.shift()) {
+      if (this.queue.length < maxQueuedFrames / 2 && this.socket.isPaused) this.socket.resume()
+      try {
+        if (!next.isBinary) await this.definition.text(this, next.data.toString('utf8'))
+        else if (this.definition.binary !== undefined) await this.definition.binary(this, next.data)
+        else this.close(CloseCode.binaryFrame, 'binary frames are not accepted')
+      } catch (error) {
+        this.onError(error)
+      }
+    }
+    this.running = false
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** @internal the session `open` made for an upgrading request. */
+    endpointSession?: unknown
+  }
+}
+
+export interface Endpoint<Session> {
+  readonly connections: ReadonlySet<Connection<Session>>
+}
+
+/**
+ * Adds an endpoint to an app that has @fastify/websocket registered. `open` runs as a
+ * preValidation hook: a refusal answers the upgrade request with its status, and the
+ * upgrade never happens.
+ */
+export function addEndpoint<Session> (fastify: FastifyInstance, definition: EndpointDefinition<Session>): Endpoint<Session> {
+  const connections = new Set<Connection<Session>>()
+
+  fastify.get(definition.path, {
+    websocket: true,
+    preValidation: async (request, reply) => {
+      const result = await definition.open(request)
+      if (isRefusal(result)) {
+        return await reply.code(result.statusCode).send({ error: result.error, message: result.message })
+      }
+      request.endpointSession = result
+    }
+  }, (socket, request) => {
+    const connection = new Connection(socket, request.endpointSession as Session, definition, (error) => {
+      request.log.error({ err: error, endpoint: definition.name }, 'endpoint handler failed')
+    })
+    connections.add(connection)
+    socket.on('pong', () => { connection.alive = true })
+    socket.on('message', (data: Buffer, isBinary: boolean) => { connection.receive(data, isBinary) })
+    socket.once('close', (code: number) => {
+      connections.delete(connection)
+      connection.close(code)
+      definition.closed?.(connection, code)
+    })
+    const opened = definition.opened?.(connection)
+    if (opened instanceof Promise) {
+      opened.catch((error: unknown) => {
+        request.log.error({ err: error, endpoint: definition.name }, 'endpoint open failed')
+        connection.close(1011, 'internal error')
+      })
+    }
+  })
+
+  // One timer for every connection: whoever did not answer the last ping is gone.
+  if (definition.keepaliveIntervalMs > 0) {
+    const timer = setInterval(() => {
+      for (const connection of connections) {
+        if (!connection.alive) {
+          connection.socket.terminate()
+          continue
+        }
+        connection.alive = false
+        connection.socket.ping()
+      }
+    }, definition.keepaliveIntervalMs)
+    timer.unref()
+    fastify.addHook('onClose', async () => { clearInterval(timer) })
+  }
+
+  fastify.addHook('preClose', async () => {
+    await definition.drain?.()
+    const closing = [...connections].map(async (connection) => {
+      await new Promise<void>((resolve) => {
+        if (connection.socket.readyState === connection.socket.CLOSED) { resolve(); return }
+        connection.socket.once('close', () => { resolve() })
+        connection.close(CloseCode.shuttingDown, 'server shutting down')
+        // A peer that never answers the close frame is cut off.
+        setTimeout(() => { connection.socket.terminate() }, 2000).unref()
+      })
+    })
+    await Promise.all(closing)
+  })
+
+  return { connections }
+}
+
+function isRefusal (value: unknown): value is Refusal {
+  return typeof value === 'object' && value !== null && (value as Partial<Refusal>).refuse === true
+}

@@ -1,0 +1,52 @@
+/**
+ * Token buckets by key (a user id, a connection): `burst` tokens at most, refilled at
+ * `ratePerSecond`. Memory is bounded by the keys active within the last refill period:
+ * a full bucket carries no information and is forgotten.
+ */
+export class TokenBuckets<Key> {
+  private readonly buckets = new Map<Key, { tokens: number, updatedMs: number }>()
+  private readonly sweepTimer: NodeJS.Timeout
+
+  constructor (
+    private readonly ratePerSecond: number,
+    private readonly burst: number,
+    private readonly now: () => number = Date.now
+  ) {
+    const refillMs = (burst / ratePerSecond) * 1000
+    this.sweepTimer = setInterval(() => { this.sweep() }, Math.max(1000, Math.min(refillMs, 60_000))).unref()
+  }
+
+  /** Takes one token for `key`; false (and nothing taken) when the bucket is empty. */
+  take (key: Key): boolean {
+    const now = this.now()
+    const bucket = this.buckets.get(key)
+    if (bucket === undefined) {
+      this.buckets.set(key, { tokens: this.burst - 1, updatedMs: now })
+      return true
+    }
+    bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.updatedMs) / 1000) * this.ratePerSecond)
+    bucket.updatedMs = now
+    if (bucket.tokens < 1) return false
+    bucket.tokens -= 1
+    return true
+  }
+
+  delete (key: Key): void {
+    this.buckets.delete(key)
+  }
+
+  get size (): number {
+    return this.buckets.size
+  }
+
+  private sweep (): void {
+    const now = this.now()
+    for (const [key, bucket] of this.buckets) {
+      if (bucket.tokens + ((now - bucket.updatedMs) / 1000) * this.ratePerSecond >= this.burst) this.buckets.delete(key)
+    }
+  }
+
+  stop (): void {
+    clearInterval(this.sweepTimer)
+  }
+}
