@@ -134,7 +134,7 @@ export default fp(async function chatEndpoint (fastify) {
         return refuse(403, 'forbidden', 'The ticket is missing or not this session\'s (see GET /api/me)')
       }
       const origin = request.headers.origin
-      if (origin !== undefined && origin !== `${request.protocol}://${request.host}` && !config.allowedOrigins.includes(origin)) {
+      if (origin !== undefined && !isOwnOrigin(request, origin) && !config.allowedOrigins.includes(origin)) {
         return refuse(403, 'forbidden', `Origin ${origin} is not allowed`)
       }
       if ((connectionsByUser.get(user.id) ?? 0) >= config.maxConnectionsPerUser) {
@@ -199,6 +199,17 @@ export default fp(async function chatEndpoint (fastify) {
 
   fastify.decorate('chatConnections', endpoint.connections)
 }, { name: 'chat-endpoint', dependencies: ['websocket', 'session', 'accounts', 'topic-bus', 'publish'] })
+
+/** Whether `origin` is this server's own, as the request reached it (default ports ignored). */
+function isOwnOrigin (request: FastifyRequest, origin: string): boolean {
+  // request.protocol is undefined for a request without a socket (injectWS).
+  const protocol = (request.protocol as string | undefined) ?? 'http'
+  try {
+    return new URL(origin).origin === new URL(`${protocol}://${request.host}`).origin
+  } catch {
+    return false
+  }
+}
 
 function sameSecret (given: string, expected: string): boolean {
   const a = Buffer.from(given)
