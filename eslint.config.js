@@ -1,4 +1,5 @@
 import neostandard from 'neostandard'
+import globals from 'globals'
 
 export default [
   ...neostandard({
@@ -8,5 +9,10 @@ export default [
   {
     // `void promise` marks a deliberately unawaited promise whose errors are handled inside it.
     rules: { 'no-void': ['error', { allowAsStatement: true }] }
+  },
+  {
+    // The page's ES modules run in the browser.
+    files: ['public/**/*.js'],
+    languageOptions: { globals: globals.browser }
   }
 ]

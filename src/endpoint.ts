@@ -45,6 +45,8 @@ export interface EndpointDefinition<Session> {
 
 /** Frames waiting for a handler before the socket stops reading (TCP back-pressure). */
 const maxQueuedFrames = 32
+/** A peer that has not completed the closing handshake by then is cut off. */
+const closeGraceMs = 2000
 
 export class Connection<Session> {
   /** The application's per-connection state. */
@@ -52,7 +54,7 @@ export class Connection<Session> {
   alive = true
   private closing = false
   private readonly queue: Array<{ data: Buffer, isBinary: boolean }> = []
-  private running = false
+  private running: Promise<void> | undefined
 
   constructor (
     readonly socket: WebSocket,
@@ -77,12 +79,16 @@ export class Connection<Session> {
     }
   }
 
-  /** Closes with a code; the connection receives and sends nothing more from now on. */
+  /**
+   * Closes with a code; the connection receives and sends nothing more from now on. A peer
+   * that does not answer the close frame soon (a slow consumer never reads it) is cut off.
+   */
   close (code: number, reason = ''): void {
     if (this.closing) return
     this.closing = true
     this.queue.length = 0
     this.socket.close(code, reason)
+    setTimeout(() => { this.socket.terminate() }, closeGraceMs).unref()
   }
 
   /** @internal a frame from the socket, run after the ones before it. */
@@ -90,11 +96,16 @@ export class Connection<Session> {
     if (this.closing) return
     this.queue.push({ data, isBinary })
     if (this.queue.length >= maxQueuedFrames) this.socket.pause()
-    if (!this.running) void this.run()
+    this.running ??= this.run()
+  }
+
+  /** @internal stops reading and resolves once the frames already received are handled. */
+  async settle (): Promise<void> {
+    this.socket.pause()
+    await this.running
   }
 
   private async run (): Promise<void> {
-    this.running = true
     for (let next = this.queue.shift(); next !== undefined; next = this.queue.shift()) {
       if (this.queue.length < maxQueuedFrames / 2 && this.socket.isPaused) this.socket.resume()
       try {
@@ -105,7 +116,7 @@ export class Connection<Session> {
         this.onError(error)
       }
     }
-    this.running = false
+    this.running = undefined
   }
 }
 
@@ -174,18 +185,17 @@ export function addEndpoint<Session> (fastify: FastifyInstance, definition: Endp
     fastify.addHook('onClose', async () => { clearInterval(timer) })
   }
 
+  // Shutdown: read no more, finish the frames already received, then close with 1001.
   fastify.addHook('preClose', async () => {
+    await Promise.all([...connections].map(async (connection) => { await connection.settle() }))
     await definition.drain?.()
-    const closing = [...connections].map(async (connection) => {
+    await Promise.all([...connections].map(async (connection) => {
       await new Promise<void>((resolve) => {
         if (connection.socket.readyState === connection.socket.CLOSED) { resolve(); return }
         connection.socket.once('close', () => { resolve() })
         connection.close(CloseCode.shuttingDown, 'server shutting down')
-        // A peer that never answers the close frame is cut off.
-        setTimeout(() => { connection.socket.terminate() }, 2000).unref()
       })
-    })
-    await Promise.all(closing)
+    }))
   })
 
   return { connections }
