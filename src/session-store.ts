@@ -3,9 +3,14 @@ import type { Session } from 'fastify'
 import { and, eq, gt, lte, sql } from 'drizzle-orm'
 import type { Orm } from './db/client.js'
 import { sessions } from './db/schema.js'
+import { HttpError } from './errors.js'
 
 type Callback = (error?: unknown) => void
 type CallbackSession = (error: unknown, session?: Session | null) => void
+
+/** A session that cannot be read or written means the database is away: 503, not 500. */
+const unavailable = (error: unknown): HttpError =>
+  Object.assign(new HttpError(503, 'unavailable', 'The session store is unreachable; try again'), { cause: error })
 
 /**
  * @fastify/session's store, kept in Postgres: a login is valid on every instance on the
@@ -20,17 +25,17 @@ export class PostgresSessionStore implements SessionStore {
     const row = { sid, userId: session.userId ?? null, data: session, expiresAt }
     this.orm.insert(sessions).values(row)
       .onConflictDoUpdate({ target: sessions.sid, set: { userId: row.userId, data: row.data, expiresAt: row.expiresAt } })
-      .then(() => { callback() }, callback)
+      .then(() => { callback() }, (error: unknown) => { callback(unavailable(error)) })
   }
 
   get (sid: string, callback: CallbackSession): void {
     this.orm.select({ data: sessions.data }).from(sessions)
       .where(and(eq(sessions.sid, sid), gt(sessions.expiresAt, sql`now()`)))
-      .then(([row]) => { callback(null, (row?.data as Session | undefined) ?? null) }, callback)
+      .then(([row]) => { callback(null, (row?.data as Session | undefined) ?? null) }, (error: unknown) => { callback(unavailable(error)) })
   }
 
   destroy (sid: string, callback: Callback): void {
-    this.orm.delete(sessions).where(eq(sessions.sid, sid)).then(() => { callback() }, callback)
+    this.orm.delete(sessions).where(eq(sessions.sid, sid)).then(() => { callback() }, (error: unknown) => { callback(unavailable(error)) })
   }
 
   /** Removes expired sessions; returns how many. */
