@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto'
+import { createHash, timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { addEndpoint, refuse, type Connection } from '../src/endpoint.js'
@@ -9,8 +9,8 @@ import type { User } from '../src/users.js'
 /** What the chat keeps per connection. */
 interface ChatSession {
   user: User
-  /** The HTTP session that opened the socket: its logout closes the socket. */
-  sessionId: string
+  /** The HTTP session that opened the socket, hashed: its logout, on any instance, closes the socket. */
+  sessionKey: string
   topics: Set<string>
   /** The topic of the URL, subscribed right after opening. */
   firstTopic: string | undefined
@@ -53,7 +53,7 @@ export default fp(async function chatEndpoint (fastify) {
     if (users === undefined) presence.set(topic, users = new Map())
     const count = (users.get(name) ?? 0) + 1
     users.set(name, count)
-    if (count === 1) topicBus.broadcast(topic, { type: 'joined', topic, user: name }, connection)
+    if (count === 1) topicBus.announce({ kind: 'presence', topic, user: name, joined: true }, connection)
   }
 
   const leave = (connection: ChatConnection, topic: string): void => {
@@ -63,7 +63,7 @@ export default fp(async function chatEndpoint (fastify) {
     if (count > 0) { users?.set(name, count); return }
     users?.delete(name)
     if (users?.size === 0) presence.delete(topic)
-    topicBus.broadcast(topic, { type: 'left', topic, user: name }, connection)
+    topicBus.announce({ kind: 'presence', topic, user: name, joined: false }, connection)
   }
 
   const subscribe = async (connection: ChatConnection, topic: string, since?: number): Promise<void> => {
@@ -142,17 +142,17 @@ export default fp(async function chatEndpoint (fastify) {
       }
       return {
         user,
-        sessionId: session.sessionId,
+        sessionKey: sessionKey(session.sessionId),
         topics: new Set(),
         firstTopic: topic === undefined || topic === '' ? defaultTopic : typeof topic === 'string' ? topic : undefined
       }
     },
 
     async opened (connection) {
-      const { user, sessionId, firstTopic } = connection.session
+      const { user, sessionKey, firstTopic } = connection.session
       connectionsByUser.set(user.id, (connectionsByUser.get(user.id) ?? 0) + 1)
-      let sessionConnections = connectionsBySession.get(sessionId)
-      if (sessionConnections === undefined) connectionsBySession.set(sessionId, sessionConnections = new Set())
+      let sessionConnections = connectionsBySession.get(sessionKey)
+      if (sessionConnections === undefined) connectionsBySession.set(sessionKey, sessionConnections = new Set())
       sessionConnections.add(connection)
       if (!isValidTopic(firstTopic)) {
         connection.send(frameError('bad_topic', 'the topic in the URL is not a topic name; subscribe to one'))
@@ -176,14 +176,14 @@ export default fp(async function chatEndpoint (fastify) {
     },
 
     closed (connection) {
-      const { user, sessionId, topics } = connection.session
+      const { user, sessionKey, topics } = connection.session
       for (const topic of topics) unsubscribe(connection, topic)
       const count = (connectionsByUser.get(user.id) ?? 1) - 1
       if (count > 0) connectionsByUser.set(user.id, count)
       else connectionsByUser.delete(user.id)
-      const sessionConnections = connectionsBySession.get(sessionId)
+      const sessionConnections = connectionsBySession.get(sessionKey)
       sessionConnections?.delete(connection)
-      if (sessionConnections?.size === 0) connectionsBySession.delete(sessionId)
+      if (sessionConnections?.size === 0) connectionsBySession.delete(sessionKey)
       frameBuckets.delete(connection)
       refusalBuckets.delete(connection)
     },
@@ -193,8 +193,10 @@ export default fp(async function chatEndpoint (fastify) {
     }
   })
 
-  fastify.onLogout((sessionId) => {
-    for (const connection of connectionsBySession.get(sessionId) ?? []) connection.close(CloseCode.loggedOut, 'logged out')
+  fastify.onLogout((sessionId) => { topicBus.announce({ kind: 'logout', sessionKey: sessionKey(sessionId) }) })
+  topicBus.onEvent((event) => {
+    if (event.kind !== 'logout') return
+    for (const connection of connectionsBySession.get(event.sessionKey) ?? []) connection.close(CloseCode.loggedOut, 'logged out')
   })
 
   fastify.decorate('chatConnections', endpoint.connections)
@@ -209,6 +211,11 @@ function isOwnOrigin (request: FastifyRequest, origin: string): boolean {
   } catch {
     return false
   }
+}
+
+/** A session id as it may travel between instances: not the secret itself. */
+function sessionKey (sessionId: string): string {
+  return createHash('sha256').update(sessionId).digest('base64url')
 }
 
 function sameSecret (given: string, expected: string): boolean {

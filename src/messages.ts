@@ -25,26 +25,112 @@ export function toFrame (row: MessageRow): MessageFrame {
   return { type: 'message', topic: row.topic, id: row.id, author: row.author, text: row.text, at: row.at.toISOString() }
 }
 
-/**
- * Stores one message in one statement: the topic's sequence is bumped under its row lock and
- * the message inserted with it, so ids within a topic are gapless and in commit order. A
- * repeated ref fails the whole statement (the unique index), so no sequence number is lost.
- */
-const insertSql = `
-WITH seq AS (
-  INSERT INTO topics AS t (name, last_id) VALUES ($1, 1)
-  ON CONFLICT (name) DO UPDATE SET last_id = t.last_id + 1
-  RETURNING last_id
-)
-INSERT INTO messages (topic, id, author_id, author, text, ref)
-SELECT $1, last_id, $2, $3, $4, $5 FROM seq
-RETURNING ${columns}`
+/** What a publish NOTIFY carries, and where: see encodeNotification. */
+export interface NotifyOptions {
+  channel: string
+  /** This instance, so that it does not deliver its own messages a second time. */
+  instanceId: string
+}
 
-export async function storeMessage (db: Queryable, input: NewMessage): Promise<StoredMessage> {
+/**
+ * NOTIFY payloads must stay under 8000 bytes, counted in bytes; leave room for the first id
+ * (at most 20 digits) that the database splices in.
+ */
+export const maxNotifyPayloadBytes = 7900
+
+/**
+ * Stores a batch of messages in one statement, so one transaction and one commit serve
+ * them all (group commit). Each topic's sequence is bumped once under its row lock, in
+ * topic order (no deadlock between instances), so ids within a topic are gapless and in
+ * commit order. With `notify`, the same statement sends one NOTIFY per topic, delivered at
+ * commit: the messages themselves when they fit, else only where they are.
+ *
+ * A repeated ref fails the whole statement (unique index) and takes no sequence number.
+ */
+const insertBatchSql = `
+WITH input AS (
+  SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+    WITH ORDINALITY AS u(topic, author_id, author, text, ref, at, ord)
+), counts AS (
+  SELECT topic, count(*)::int8 AS n FROM input GROUP BY topic
+), seq AS (
+  INSERT INTO topics AS t (name, last_id) SELECT topic, n FROM counts ORDER BY topic
+  ON CONFLICT (name) DO UPDATE SET last_id = t.last_id + excluded.last_id
+  RETURNING name, last_id
+), numbered AS (
+  SELECT i.topic, s.last_id - c.n + row_number() OVER (PARTITION BY i.topic ORDER BY i.ord) AS id,
+         i.author_id, i.author, i.text, i.ref, i.at
+  FROM input i JOIN seq s ON s.name = i.topic JOIN counts c ON c.topic = i.topic
+), inserted AS (
+  INSERT INTO messages (topic, id, author_id, author, text, ref, at)
+  SELECT topic, id, author_id, author, text, ref, at FROM numbered ORDER BY topic, id
+  RETURNING 1
+), notified AS (
+  SELECT pg_notify($7, p.head || (s.last_id - c.n + 1) || p.tail)
+  FROM unnest($8::text[], $9::text[], $10::text[]) AS p(topic, head, tail)
+  JOIN seq s ON s.name = p.topic JOIN counts c ON c.topic = p.topic
+)
+SELECT s.name AS topic, s.last_id - c.n + 1 AS first_id,
+       (SELECT count(*) FROM inserted)::int AS inserted, (SELECT count(*) FROM notified)::int AS notified
+FROM seq s JOIN counts c ON c.topic = s.name`
+
+export interface PendingMessage extends NewMessage {
+  /** The server's time of the publish. */
+  at: Date
+}
+
+/**
+ * The NOTIFY payload for one topic's messages of a batch, split around the first id, which
+ * only the database knows: `{"i":instance,"t":topic,"f":firstId,"m":[[author,text,at],…]}`,
+ * or `{"i","t","f","n":count}` when the messages do not fit.
+ */
+export function encodeNotification (instanceId: string, topic: string, messages: readonly PendingMessage[]): { head: string, tail: string } {
+  const head = `{"i":${JSON.stringify(instanceId)},"t":${JSON.stringify(topic)},"f":`
+  const full = `,"m":${JSON.stringify(messages.map((m) => [m.author, m.text, m.at.toISOString()]))}}`
+  if (Buffer.byteLength(head) + Buffer.byteLength(full) <= maxNotifyPayloadBytes) return { head, tail: full }
+  return { head, tail: `,"n":${messages.length}}` }
+}
+
+/** Stores the batch; returns each message as stored, in the order given. */
+export async function storeBatch (db: Queryable, batch: readonly PendingMessage[], notify?: NotifyOptions): Promise<MessageFrame[]> {
+  const byTopic = new Map<string, PendingMessage[]>()
+  for (const message of batch) {
+    const list = byTopic.get(message.topic)
+    if (list === undefined) byTopic.set(message.topic, [message])
+    else list.push(message)
+  }
+  const heads: string[] = []
+  const tails: string[] = []
+  if (notify !== undefined) {
+    for (const [topic, messages] of byTopic) {
+      const { head, tail } = encodeNotification(notify.instanceId, topic, messages)
+      heads.push(head)
+      tails.push(tail)
+    }
+  }
+  const rows = await db.query<{ topic: string, first_id: number }>(insertBatchSql, [
+    batch.map((m) => m.topic), batch.map((m) => m.authorId), batch.map((m) => m.author),
+    batch.map((m) => m.text), batch.map((m) => m.ref ?? null), batch.map((m) => m.at),
+    notify?.channel ?? '', notify === undefined ? [] : [...byTopic.keys()], heads, tails
+  ])
+  const nextId = new Map(rows.map((row) => [row.topic, row.first_id]))
+  return batch.map((m) => {
+    const id = nextId.get(m.topic)
+    if (id === undefined) throw new Error(`the batch statement gave no id for topic ${m.topic}`)
+    nextId.set(m.topic, id + 1)
+    return { type: 'message', topic: m.topic, id, author: m.author, text: m.text, at: m.at.toISOString() }
+  })
+}
+
+/**
+ * Stores one message; a ref this author used before stores nothing and answers the first
+ * message (`duplicate`).
+ */
+export async function storeMessage (db: Queryable, input: PendingMessage, notify?: NotifyOptions): Promise<StoredMessage> {
   try {
-    const [row] = await db.query<MessageRow>(insertSql, [input.topic, input.authorId, input.author, input.text, input.ref ?? null])
-    if (row === undefined) throw new Error('INSERT … RETURNING gave no row')
-    return { message: toFrame(row), duplicate: false }
+    const [message] = await storeBatch(db, [input], notify)
+    if (message === undefined) throw new Error('the batch statement stored nothing')
+    return { message, duplicate: false }
   } catch (error) {
     if (input.ref === undefined || !isUniqueViolation(error)) throw error
     const first = await findByRef(db, input.authorId, input.ref)

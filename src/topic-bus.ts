@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Database } from './db/client.js'
-import { readHistory, readRange, storeMessage, type NewMessage, type StoredMessage } from './messages.js'
+import type { Database, Listener } from './db/client.js'
+import { isUniqueViolation } from './errors.js'
+import { readHistory, readRange, storeBatch, storeMessage, type NewMessage, type NotifyOptions, type PendingMessage, type StoredMessage } from './messages.js'
 import { maxSinceMessages, type MessageFrame } from './protocol.js'
 
 /** Whatever receives a topic's frames: a WebSocket connection, in practice. */
@@ -29,6 +30,27 @@ interface TopicState {
 
 /** Retry a failed gap fill after this long (the database may be coming back). */
 const fillRetryMs = 500
+/** Publishes stored by one statement at most. */
+const maxBatchMessages = 256
+
+/** Events other than messages that every instance hears. */
+export type BusEvent =
+  | { kind: 'presence', topic: string, user: string, joined: boolean }
+  | { kind: 'logout', sessionKey: string }
+
+export class BusUnavailableError extends Error {
+  override name = 'BusUnavailableError'
+}
+
+interface QueuedPublish {
+  message: PendingMessage
+  committed: ((stored: StoredMessage) => void) | undefined
+  resolve: (stored: StoredMessage) => void
+  reject: (error: unknown) => void
+}
+
+/** The cross-instance part: a NOTIFY channel every instance LISTENs on. */
+export type BusTransport = NotifyOptions
 
 /**
  * The topic bus: publishes (store, then deliver) and subscriptions (history, then live).
@@ -40,19 +62,135 @@ const fillRetryMs = 500
  */
 export class TopicBus {
   private readonly topics = new Map<string, TopicState>()
+  private readonly queue: QueuedPublish[] = []
+  private flushing = false
   private closed = false
-
-  constructor (private readonly db: Database, private readonly log: FastifyBaseLogger) {}
+  private listener: Listener | undefined
+  private readonly eventHandlers: Array<(event: BusEvent) => void> = []
+  private readonly readyWaiters: Array<() => void> = []
 
   /**
-   * Stores a message and, once committed, delivers it to every subscriber. `committed` runs
-   * between the two, so a publisher hears its ack before its own message comes back.
+   * Without a transport the bus is in-process (one instance, e.g. on PGlite); with one,
+   * every publish NOTIFYs in its transaction and `listen()` hears the other instances.
+   */
+  constructor (
+    private readonly db: Database,
+    private readonly log: FastifyBaseLogger,
+    private readonly transport?: BusTransport
+  ) {}
+
+  /** Starts hearing the other instances: LISTEN, with reconnection and catch-up. */
+  async listen (): Promise<void> {
+    if (this.transport === undefined) return
+    this.listener = await this.db.listen(this.transport.channel, {
+      onNotify: (payload) => { this.hear(payload) },
+      onDown: (error) => { this.log.warn({ err: error }, 'topic bus: LISTEN connection lost; reconnecting') },
+      onUp: () => {
+        this.log.info('topic bus: LISTEN connection back; catching up from the table')
+        this.catchUp()
+        for (const wake of this.readyWaiters.splice(0)) wake()
+      }
+    })
+  }
+
+  /** Whether this instance hears every other one (always, in-process). */
+  get ready (): boolean {
+    return this.transport === undefined || this.listener?.up === true
+  }
+
+  /** Resolves once the bus is ready (at once when it is). */
+  async whenReady (): Promise<void> {
+    if (this.ready) return
+    await new Promise<void>((resolve) => { this.readyWaiters.push(resolve) })
+  }
+
+  /**
+   * Stores a message and, once committed, delivers it to every subscriber on every
+   * instance. `committed` runs between the two, so a publisher hears its ack before its own
+   * message comes back. Publishes that arrive while a statement is running share the next
+   * one (group commit).
    */
   async publish (input: NewMessage, committed?: (stored: StoredMessage) => void): Promise<StoredMessage> {
-    const stored = await storeMessage(this.db, input)
-    committed?.(stored)
+    if (!this.ready) throw new BusUnavailableError('the topic bus is reconnecting')
+    return await new Promise((resolve, reject) => {
+      this.queue.push({ message: { ...input, at: new Date() }, committed, resolve, reject })
+      if (!this.flushing) void this.flush()
+    })
+  }
+
+  private async flush (): Promise<void> {
+    this.flushing = true
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, maxBatchMessages)
+      try {
+        const frames = await storeBatch(this.db, batch.map((entry) => entry.message), this.transport)
+        batch.forEach((entry, i) => { this.settle(entry, { message: frames[i] as MessageFrame, duplicate: false }) })
+      } catch (error) {
+        if (!isUniqueViolation(error)) {
+          for (const entry of batch) entry.reject(error)
+          continue
+        }
+        // A ref used before: one by one, so that only that one answers with its first message.
+        for (const entry of batch) {
+          try {
+            this.settle(entry, await storeMessage(this.db, entry.message, this.transport))
+          } catch (error) {
+            entry.reject(error)
+          }
+        }
+      }
+    }
+    this.flushing = false
+  }
+
+  private settle (entry: QueuedPublish, stored: StoredMessage): void {
+    entry.committed?.(stored)
     if (!stored.duplicate) this.receive(stored.message)
-    return stored
+    entry.resolve(stored)
+  }
+
+  /** Tells every instance, this one included (except one local subscriber), about an event. */
+  announce (event: BusEvent, except?: Subscriber): void {
+    this.dispatch(event, except)
+    if (this.transport === undefined) return
+    const payload = JSON.stringify({ i: this.transport.instanceId, e: event })
+    this.db.notify(this.transport.channel, payload).catch((error: unknown) => {
+      this.log.warn({ err: error, event: event.kind }, 'topic bus: announcing an event failed')
+    })
+  }
+
+  onEvent (handler: (event: BusEvent) => void): void {
+    this.eventHandlers.push(handler)
+  }
+
+  private dispatch (event: BusEvent, except?: Subscriber): void {
+    if (event.kind === 'presence') {
+      this.broadcast(event.topic, { type: event.joined ? 'joined' : 'left', topic: event.topic, user: event.user }, except)
+    }
+    for (const handler of this.eventHandlers) handler(event)
+  }
+
+  /** A NOTIFY from an instance: its messages, where to read them, or an event. */
+  private hear (payload: string): void {
+    let note: { i?: unknown, t?: unknown, f?: unknown, m?: unknown, n?: unknown, e?: unknown }
+    try {
+      note = JSON.parse(payload) as typeof note
+    } catch {
+      this.log.warn({ payload: payload.slice(0, 200) }, 'topic bus: a notification that is not JSON')
+      return
+    }
+    if (note.i === this.transport?.instanceId) return
+    if (typeof note.t === 'string' && typeof note.f === 'number') {
+      const topic = note.t
+      const first = note.f
+      if (Array.isArray(note.m)) {
+        (note.m as Array<[string, string, string]>).forEach(([author, text, at], i) => {
+          this.receive({ type: 'message', topic, id: first + i, author, text, at })
+        })
+      } else if (typeof note.n === 'number') this.hint(topic, first + note.n - 1)
+    } else if (typeof note.e === 'object' && note.e !== null) {
+      this.dispatch(note.e as BusEvent)
+    }
   }
 
   /**
@@ -142,9 +280,10 @@ export class TopicBus {
     }
   }
 
-  close (): void {
+  async close (): Promise<void> {
     this.closed = true
     this.topics.clear()
+    await this.listener?.close()
   }
 
   get topicCount (): number {

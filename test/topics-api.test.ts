@@ -90,6 +90,7 @@ t.test('the database failing mid-publish: unavailable, nothing stored, then back
   t.equal((await app.inject({ url: '/readyz' })).statusCode, 503)
 
   await postgres.start()
+  await app.topicBus.whenReady()
   client.send({ type: 'publish', topic: 'outage', text: 'during', ref: 'o-2' })
   const resent = await client.nextOf('ack')
   t.equal(resent.id, first.id + 1, 'the resend is stored once, with the next id: no gap')
