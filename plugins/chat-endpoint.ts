@@ -27,9 +27,12 @@ declare module 'fastify' {
 
 /** Topics one connection may subscribe to at once. */
 const maxTopicsPerConnection = 100
-/** Frames of any kind per second per connection, and the burst above it. */
-const frameRatePerSecond = 50
-const frameBurst = 100
+/**
+ * Frames of any kind per second per connection, and the burst above it: subscribes read the
+ * database too. Never tighter than twice the publish limits.
+ */
+const minFrameRatePerSecond = 50
+const minFrameBurst = 100
 
 /**
  * The chat endpoint, /chat: the TreeFrog-style endpoint on Canopy's endpoint layer. Opens
@@ -42,7 +45,8 @@ export default fp(async function chatEndpoint (fastify) {
   const connectionsByUser = new Map<number, number>()
   /** Presence on this instance: how many connections of each user are in each topic. */
   const presence = new Map<string, Map<string, number>>()
-  const frameBuckets = new TokenBuckets<ChatConnection>(frameRatePerSecond, frameBurst)
+  const frameRatePerSecond = Math.max(minFrameRatePerSecond, 2 * config.publishRatePerSecond)
+  const frameBuckets = new TokenBuckets<ChatConnection>(frameRatePerSecond, Math.max(minFrameBurst, 2 * config.publishBurst))
   // Refusals a connection may collect before it counts as sustained abuse (1008).
   const refusalBuckets = new TokenBuckets<ChatConnection>(config.publishRatePerSecond, config.publishBurst)
   fastify.addHook('onClose', async () => { frameBuckets.stop(); refusalBuckets.stop() })

@@ -14,7 +14,7 @@ const EnvSchema = Type.Object({
   SESSION_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   HISTORY_LIMIT: Type.Integer({ minimum: 0, maximum: 1000, default: 30 }),
   KEEPALIVE_INTERVAL: Type.Number({ minimum: 0, maximum: 3600, default: 30 }),
-  MAX_MESSAGE_CHARS: Type.Integer({ minimum: 1, maximum: 16000, default: 2000 }),
+  MAX_MESSAGE_CHARS: Type.Integer({ minimum: 1, maximum: 32768, default: 2000 }),
   ALLOWED_ORIGINS: Type.String({ default: '' }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),

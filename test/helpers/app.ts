@@ -22,7 +22,8 @@ export function tempDir (t: TestContext, prefix = 'canopy-test-'): string {
 
 /** The configuration a test app runs with: quiet, on its own data directory unless given one. */
 export function testConfig (t: TestContext, env: Env = {}): Config {
-  return loadConfig({ LOG_LEVEL: 'silent', DATA_DIR: env.DATA_DIR ?? tempDir(t), ...env })
+  // No keep-alive unless a test asks: injectWS's in-memory client does not answer pings.
+  return loadConfig({ LOG_LEVEL: 'silent', KEEPALIVE_INTERVAL: '0', DATA_DIR: env.DATA_DIR ?? tempDir(t), ...env })
 }
 
 /**
