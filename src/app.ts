@@ -13,6 +13,7 @@ import topicBus from '../plugins/topic-bus.js'
 import publish from '../plugins/publish.js'
 import chatEndpoint from '../plugins/chat-endpoint.js'
 import topicsApi from '../plugins/topics-api.js'
+// endpoint imports: `npm run new:endpoint -- <name>` adds its plugin here
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -57,6 +58,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(topicBus)
   await app.register(publish)
   await app.register(chatEndpoint)
+  // endpoint registrations: `npm run new:endpoint -- <name>` adds its plugin here
   await app.register(topicsApi)
   await app.register(staticPage)
   return app
