@@ -26,6 +26,14 @@ const LoginBody = Type.Object({
 
 const UserBody = Type.Object({ user: Type.Object({ id: Type.Integer(), name: Type.String() }) })
 
+/** Says in words which rule a registration broke, rather than the validator's pattern. */
+function registrationError (errors: Array<{ instancePath: string }>): Error {
+  const fields = new Set(errors.map((error) => error.instancePath))
+  if (fields.has('/username')) return new Error('A name is 3 to 32 characters: letters, digits, _ . or -')
+  if (fields.has('/password')) return new Error('A password is 8 to 256 characters')
+  return new Error('Send {"username","password"} as JSON')
+}
+
 const invalidCredentials = (): HttpError => new HttpError(401, 'invalid_credentials', 'Unknown name or wrong password')
 
 /** Register, log in, log out and who-am-I, on the HTTP session. */
@@ -45,7 +53,8 @@ export default fp(async function accounts (fastify) {
   }
 
   app.post('/api/register', {
-    schema: { body: Credentials, response: { 201: UserBody } }
+    schema: { body: Credentials, response: { 201: UserBody } },
+    schemaErrorFormatter: registrationError
   }, async (request, reply) => {
     const { username, password } = request.body
     const user = await createUser(fastify.db.orm, username, await hashPassword(password))
@@ -56,6 +65,7 @@ export default fp(async function accounts (fastify) {
 
   app.post('/api/login', {
     schema: { body: LoginBody, response: { 200: UserBody } },
+    schemaErrorFormatter: () => new Error('Send {"username","password"} as JSON'),
     config: {
       rateLimit: {
         max: fastify.config.loginAttemptsPerMinute,

@@ -32,22 +32,24 @@ forEachEngine(t, async (t, env) => {
     t.match(again.json(), { error: 'name_taken', message: String })
   })
 
-  const invalid: Array<[string, unknown]> = [
-    ['a short name', { username: 'ab', password: 'password123' }],
-    ['a long name', { username: 'a'.repeat(33), password: 'password123' }],
-    ['a name with a space', { username: 'a b c', password: 'password123' }],
-    ['a name with markup', { username: '<b>x</b>', password: 'password123' }],
-    ['a short password', { username: uniqueName(), password: 'short' }],
-    ['a long password', { username: uniqueName(), password: 'p'.repeat(257) }],
-    ['a missing password', { username: uniqueName() }],
-    ['an object for a name', { username: { name: 'abcdef' }, password: 'password123' }],
-    ['no body', undefined]
+  const nameRule = 'A name is 3 to 32 characters: letters, digits, _ . or -'
+  const passwordRule = 'A password is 8 to 256 characters'
+  const invalid: Array<[string, unknown, string]> = [
+    ['a short name', { username: 'ab', password: 'password123' }, nameRule],
+    ['a long name', { username: 'a'.repeat(33), password: 'password123' }, nameRule],
+    ['a name with a space', { username: 'a b c', password: 'password123' }, nameRule],
+    ['a name with markup', { username: '<b>x</b>', password: 'password123' }, nameRule],
+    ['a short password', { username: uniqueName(), password: 'short' }, passwordRule],
+    ['a long password', { username: uniqueName(), password: 'p'.repeat(257) }, passwordRule],
+    ['a missing password', { username: uniqueName() }, 'Send {"username","password"} as JSON'],
+    ['an object for a name', { username: { name: 'abcdef' }, password: 'password123' }, nameRule],
+    ['no body', undefined, 'Send {"username","password"} as JSON']
   ]
-  for (const [what, payload] of invalid) {
+  for (const [what, payload, message] of invalid) {
     await t.test(`register refuses ${what} with 400`, async (t) => {
       const response = await post('/api/register', payload)
       t.equal(response.statusCode, 400)
-      t.match(response.json(), { error: 'bad_request', message: String })
+      t.same(response.json(), { error: 'bad_request', message })
     })
   }
 
