@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { TokenBuckets } from '../src/token-bucket.js'
+import { PublishLimiter } from '../src/publish-limiter.js'
 import type { ErrorCode, MessageFrame } from '../src/protocol.js'
 import type { User } from '../src/users.js'
 
@@ -21,14 +21,18 @@ declare module 'fastify' {
 
 export default fp(async function publish (fastify) {
   const { publishRatePerSecond, publishBurst } = fastify.config
-  const perUser = new TokenBuckets<number>(publishRatePerSecond, publishBurst)
+  const perUser = new PublishLimiter(fastify.db, publishRatePerSecond, publishBurst)
   const inFlight = new Set<Promise<PublishOutcome>>()
   fastify.addHook('onClose', async () => { perUser.stop() })
 
   const run = async (user: User, topic: string, text: string, ref: string | undefined, committed?: (message: MessageFrame) => void): Promise<PublishOutcome> => {
-    // Refused before any database work.
-    if (!perUser.take(user.id)) {
+    // Refused before anything is stored.
+    const allowed = await perUser.take(user.id)
+    if (allowed === 'limited') {
       return { ok: false, code: 'rate_limited', message: `over ${publishRatePerSecond} messages per second; nothing was stored` }
+    }
+    if (allowed === 'unavailable') {
+      return { ok: false, code: 'unavailable', message: 'the message could not be stored; resend it with the same ref' }
     }
     try {
       const stored = await fastify.topicBus.publish({ topic, authorId: user.id, author: user.name, text, ref },

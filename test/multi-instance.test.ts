@@ -95,6 +95,19 @@ t.test('instances on one Postgres act as one', async (t) => {
   })
 })
 
+t.test('the publish rate limit is per user across instances', async (t) => {
+  const postgres = await startPostgres(t)
+  const env = { DATABASE_URL: postgres.url, SESSION_SECRET: sharedSecret, PUBLISH_RATE: '0.001', PUBLISH_BURST: '4' }
+  const a = await buildTestApp(t, env)
+  const b = await buildTestApp(t, env)
+  const { cookie } = await register(a)
+  const post = async (app: FastifyInstance, ref: string) =>
+    (await app.inject({ method: 'POST', url: '/api/topics/limits/messages', headers: { cookie }, payload: { text: ref, ref } })).statusCode
+  t.same([await post(a, 'a1'), await post(b, 'b1'), await post(a, 'a2'), await post(b, 'b2')], [201, 201, 201, 201], 'the burst, spent on two instances')
+  t.same([await post(a, 'a3'), await post(b, 'b3')], [429, 429], 'then refused on both')
+  t.equal((await a.db.query('SELECT 1 FROM messages')).length, 4)
+})
+
 t.test('200 concurrent publishes from each of two instances: every subscriber gets all, once, in order', async (t) => {
   const postgres = await startPostgres(t)
   const [a, b] = await instances(t, postgres, 2) as [FastifyInstance, FastifyInstance]

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm'
-import { bigint, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core'
+import { bigint, doublePrecision, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core'
 
 export const users = pgTable('users', {
   id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
@@ -45,3 +45,15 @@ export const messages = pgTable('messages', {
   primaryKey({ columns: [t.topic, t.id] }),
   uniqueIndex('messages_author_ref_key').on(t.authorId, t.ref)
 ])
+
+/**
+ * Each user's publish token bucket, shared by every instance: instances lease tokens from
+ * it in small batches (src/publish-limiter.ts).
+ */
+export const publishBuckets = pgTable('publish_buckets', {
+  userId: integer('user_id').primaryKey().references(() => users.id, { onDelete: 'cascade' }),
+  tokens: doublePrecision('tokens').notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull(),
+  /** What the last lease granted; read back by the leasing statement's RETURNING. */
+  granted: integer('granted').notNull()
+})
