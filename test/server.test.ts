@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import t from 'tap'
 import { tempDir } from './helpers/app.js'
+import { startPostgres } from './helpers/postgres.js'
 
 /** The server entry point as `npm start` runs it, from source through tsx. */
 function startServer (env: Record<string, string>, script = 'src/server.ts') {
@@ -55,4 +56,18 @@ t.test('db:migrate applies migrations to the embedded database', async (t) => {
   const [code] = await server.exited
   t.equal(code, 0, server.stderr())
   t.match(out, /migrations applied to the embedded database/)
+})
+
+t.test('db:migrate applies migrations to DATABASE_URL, once', async (t) => {
+  const postgres = await startPostgres(t)
+  for (const run of ['first', 'second']) {
+    const migrate = startServer({ DATA_DIR: tempDir(t), DATABASE_URL: postgres.url }, 'src/cli/migrate.ts')
+    let out = ''
+    migrate.child.stdout.setEncoding('utf8').on('data', (chunk: string) => { out += chunk })
+    const [code] = await migrate.exited
+    t.equal(code, 0, `${run} run: ${migrate.stderr()}`)
+    t.match(out, /migrations applied to 127\.0\.0\.1:\d+\/canopy_test_/)
+  }
+  const tables = await postgres.admin("SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = 'public'")
+  t.equal(tables.rows[0].n, 5)
 })
