@@ -174,11 +174,11 @@ export async function readHistory (db: Queryable, topic: string, options: { limi
   return { messages, lastId, truncated }
 }
 
-/** Messages with afterId < id ≤ toId (or every one after afterId), oldest first: fills a gap. */
-export async function readRange (db: Queryable, topic: string, afterId: number, toId?: number): Promise<MessageFrame[]> {
-  const rows = toId === undefined
-    ? await db.query<MessageRow>(`SELECT ${columns} FROM messages WHERE topic = $1 AND id > $2 ORDER BY id`, [topic, afterId])
-    : await db.query<MessageRow>(`SELECT ${columns} FROM messages WHERE topic = $1 AND id > $2 AND id <= $3 ORDER BY id`, [topic, afterId, toId])
+/** Up to `limit` messages with afterId < id ≤ toId (no upper bound without toId), oldest first: fills a gap. */
+export async function readRange (db: Queryable, topic: string, afterId: number, toId: number | undefined, limit: number): Promise<MessageFrame[]> {
+  const rows = await db.query<MessageRow>(
+    `SELECT ${columns} FROM messages WHERE topic = $1 AND id > $2 AND id <= coalesce($3, id) ORDER BY id LIMIT $4`,
+    [topic, afterId, toId ?? null, limit])
   return rows.map(toFrame)
 }
 

@@ -25,11 +25,17 @@ interface TopicState {
   lastId: number | undefined
   /** Messages that arrived ahead of a gap (or before lastId was known), waiting for it to fill. */
   pending: MessageFrame[]
+  /** Known to be committed up to here (a NOTIFY without the messages): read up to it. */
+  wanted: number
+  /** The transport was down: read everything after lastId. */
+  readToEnd: boolean
   filling: boolean
 }
 
 /** Retry a failed gap fill after this long (the database may be coming back). */
 const fillRetryMs = 500
+/** Rows read per query when filling a gap; a longer gap takes several. */
+const fillPageSize = 1000
 /** Publishes stored by one statement at most. */
 const maxBatchMessages = 256
 
@@ -201,7 +207,7 @@ export class TopicBus {
   async subscribe (topic: string, subscriber: Subscriber, options: { since?: number | undefined, historyLimit: number }): Promise<void> {
     let state = this.topics.get(topic)
     if (state === undefined) {
-      state = { subscribers: new Map(), lastId: undefined, pending: [], filling: false }
+      state = { subscribers: new Map(), lastId: undefined, pending: [], wanted: 0, readToEnd: false, filling: false }
       this.topics.set(topic, state)
     }
     const existing = state.subscribers.get(subscriber)
@@ -269,14 +275,16 @@ export class TopicBus {
   /** Something was committed up to `id` that did not come with its content: read it. */
   hint (topic: string, id: number): void {
     const state = this.topics.get(topic)
-    if (state?.lastId === undefined || id <= state.lastId) return
-    this.fill(topic, state, id)
+    if (state === undefined) return
+    state.wanted = Math.max(state.wanted, id)
+    this.drain(topic, state)
   }
 
   /** After an outage of the transport: read whatever every subscribed topic missed. */
   catchUp (): void {
     for (const [topic, state] of this.topics) {
-      if (state.lastId !== undefined) this.fill(topic, state, undefined)
+      state.readToEnd = true
+      this.drain(topic, state)
     }
   }
 
@@ -310,9 +318,15 @@ export class TopicBus {
     subscriber.send(frame)
   }
 
-  /** Delivers what is pending in order; a gap before the next one is read from the table. */
+  /** Delivers what is pending in order; whatever is still missing is read from the table. */
   private drain (topic: string, state: TopicState): void {
     if (state.lastId === undefined || state.filling) return
+    this.deliverPending(state)
+    if (this.needsFill(state)) this.fill(topic, state)
+  }
+
+  private deliverPending (state: TopicState): void {
+    if (state.lastId === undefined || state.pending.length === 0) return
     state.pending.sort((a, b) => a.id - b.id)
     let next = state.pending[0]
     while (next !== undefined && next.id <= state.lastId + 1) {
@@ -320,37 +334,43 @@ export class TopicBus {
       if (next.id === state.lastId + 1) this.fanOut(state, next)
       next = state.pending[0]
     }
-    if (next !== undefined) this.fill(topic, state, next.id - 1)
+  }
+
+  private needsFill (state: TopicState): boolean {
+    return state.lastId !== undefined && (state.readToEnd || state.pending.length > 0 || state.wanted > state.lastId)
   }
 
   /**
-   * Reads (lastId, toId] from the table. Deferred by a turn of the event loop: a local
-   * publish that committed just before may still be on its way here.
+   * Reads what is missing after lastId from the table, a page at a time, until nothing is.
+   * Deferred by a turn of the event loop: a local publish that committed just before may
+   * still be on its way here, and then no read is needed.
    */
-  private fill (topic: string, state: TopicState, toId: number | undefined): void {
-    if (state.filling) return
+  private fill (topic: string, state: TopicState): void {
     state.filling = true
     setImmediate(() => {
-      if (this.closed || this.topics.get(topic) !== state || state.lastId === undefined) return
-      // Whatever arrived meanwhile may already close the gap.
       state.filling = false
-      if (toId !== undefined) {
-        state.pending.sort((a, b) => a.id - b.id)
-        while (state.pending[0] !== undefined && state.pending[0].id === state.lastId + 1) this.fanOut(state, state.pending.shift() as MessageFrame)
-        if (toId <= state.lastId) { this.drain(topic, state); return }
-      }
-      state.filling = true
+      if (this.closed || this.topics.get(topic) !== state || state.lastId === undefined) return
+      this.deliverPending(state)
+      if (!this.needsFill(state)) return
       const from = state.lastId
-      readRange(this.db, topic, from, toId).then((frames) => {
+      const gapEnd = state.pending[0] === undefined ? state.wanted : state.pending[0].id - 1
+      const upTo = state.readToEnd ? undefined : Math.max(state.wanted, gapEnd)
+      const readToEnd = state.readToEnd
+      state.readToEnd = false
+      state.filling = true
+      readRange(this.db, topic, from, upTo, fillPageSize).then((frames) => {
         state.filling = false
         if (this.topics.get(topic) !== state) return
-        for (const frame of frames) if (state.lastId !== undefined && frame.id === state.lastId + 1) this.fanOut(state, frame)
+        for (const frame of frames) if (frame.id === (state.lastId ?? 0) + 1) this.fanOut(state, frame)
+        // A full page may not be the end of it.
+        if (readToEnd && frames.length === fillPageSize) state.readToEnd = true
         this.drain(topic, state)
       }, (error: unknown) => {
-        this.log.warn({ err: error, topic }, 'reading missed messages failed; retrying')
+        this.log.warn({ err: error, topic }, 'topic bus: reading missed messages failed; retrying')
+        if (readToEnd) state.readToEnd = true
         setTimeout(() => {
           state.filling = false
-          if (!this.closed && this.topics.get(topic) === state) this.fill(topic, state, toId)
+          if (!this.closed && this.topics.get(topic) === state) this.drain(topic, state)
         }, fillRetryMs).unref()
       })
     })
