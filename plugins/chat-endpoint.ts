@@ -1,10 +1,11 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { addEndpoint, refuse, type Connection } from '../src/endpoint.js'
 import { CloseCode, defaultTopic, frameError, isValidTopic, parseClientFrame, type ClientFrame } from '../src/protocol.js'
 import { TokenBuckets } from '../src/token-bucket.js'
 import type { User } from '../src/users.js'
+import { showsItsTicket } from './session.js'
 
 /** What the chat keeps per connection. */
 interface ChatSession {
@@ -133,8 +134,8 @@ export default fp(async function chatEndpoint (fastify) {
     async open (request: FastifyRequest) {
       const { user, session } = request
       if (user === undefined) return refuse(401, 'unauthorized', 'Log in first')
-      const { ticket, topic } = request.query as { ticket?: unknown, topic?: unknown }
-      if (typeof ticket !== 'string' || session.wsTicket === undefined || !sameSecret(ticket, session.wsTicket)) {
+      const { topic } = request.query as { topic?: unknown }
+      if (!showsItsTicket(request)) {
         return refuse(403, 'forbidden', 'The ticket is missing or not this session\'s (see GET /api/me)')
       }
       const origin = request.headers.origin
@@ -220,10 +221,4 @@ function isOwnOrigin (request: FastifyRequest, origin: string): boolean {
 /** A session id as it may travel between instances: not the secret itself. */
 function sessionKey (sessionId: string): string {
   return createHash('sha256').update(sessionId).digest('base64url')
-}
-
-function sameSecret (given: string, expected: string): boolean {
-  const a = Buffer.from(given)
-  const b = Buffer.from(expected)
-  return a.length === b.length && timingSafeEqual(a, b)
 }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { randomBytes, timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
@@ -31,6 +31,19 @@ export const sessionCookieName = 'canopy.sid'
 
 export function newWsTicket (): string {
   return randomBytes(24).toString('base64url')
+}
+
+/**
+ * Whether the request's `ticket` query parameter is its HTTP session's wsTicket (GET
+ * /api/me), compared in constant time: what every WebSocket endpoint checks in open.
+ */
+export function showsItsTicket (request: FastifyRequest): boolean {
+  const { ticket } = request.query as { ticket?: unknown }
+  const expected = request.session.wsTicket
+  if (typeof ticket !== 'string' || expected === undefined) return false
+  const given = Buffer.from(ticket)
+  const wanted = Buffer.from(expected)
+  return given.length === wanted.length && timingSafeEqual(given, wanted)
 }
 
 export default fp(async function session (fastify) {

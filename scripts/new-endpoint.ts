@@ -121,11 +121,10 @@ function write (plan: Plan): string[] {
 }
 
 function pluginSource ({ name, plugin, session }: Names): string {
-  return `import { timingSafeEqual } from 'node:crypto'
-import fp from 'fastify-plugin'
-import type { FastifyRequest } from 'fastify'
+  return `import fp from 'fastify-plugin'
 import { addEndpoint, refuse } from '../src/endpoint.js'
 import type { User } from '../src/users.js'
+import { showsItsTicket } from './session.js'
 
 /** What /${name} keeps per connection; every handler gets it as \`connection.session\`. */
 interface ${session} {
@@ -177,16 +176,6 @@ export default fp(async function ${plugin} (fastify) {
     }
   })
 }, { name: '${name}-endpoint', dependencies: ['websocket', 'session'] })
-
-/** Whether the request's \`ticket\` is its HTTP session's wsTicket (GET /api/me), compared in constant time. */
-function showsItsTicket (request: FastifyRequest): boolean {
-  const { ticket } = request.query as { ticket?: unknown }
-  const expected = request.session.wsTicket
-  if (typeof ticket !== 'string' || expected === undefined) return false
-  const given = Buffer.from(ticket)
-  const wanted = Buffer.from(expected)
-  return given.length === wanted.length && timingSafeEqual(given, wanted)
-}
 `
 }
 
