@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { addEndpoint, refuse, type Connection } from '../src/endpoint.js'
-import { CloseCode, defaultTopic, frameError, isValidTopic, parseClientFrame, type ClientFrame } from '../src/protocol.js'
+import { CloseCode, defaultTopic, frameError, isValidTopic, parseClientFrame, type ClientFrame, type ErrorCode } from '../src/protocol.js'
 import { TokenBuckets } from '../src/token-bucket.js'
 import type { User } from '../src/users.js'
 import { showsItsTicket } from './session.js'
@@ -115,14 +115,24 @@ export default fp(async function chatEndpoint (fastify) {
         connection.send({ type: 'unsubscribed', topic: frame.topic })
         return
       case 'publish': {
-        const outcome = await fastify.publish(connection.session.user, frame.topic, frame.text, frame.ref, (message) => {
-          connection.send({ type: 'ack', ref: frame.ref, id: message.id, at: message.at })
+        // Waits for the message's place in the queue, not for its commit: the connection's
+        // next frames go on meanwhile (and share its transaction), in order.
+        const { ref } = frame
+        const queued = await fastify.queuePublish(connection.session.user, frame.topic, frame.text, ref, (message) => {
+          connection.send({ type: 'ack', ref, id: message.id, at: message.at })
         })
-        if (outcome.ok) return
-        if (outcome.code === 'rate_limited') refuseForRate(connection, outcome.message, frame.ref)
-        else connection.send(frameError(outcome.code, outcome.message, frame.ref))
+        if (!('outcome' in queued)) {
+          answerRefusal(connection, queued, ref)
+          return
+        }
+        void queued.outcome.then((outcome) => { if (!outcome.ok) answerRefusal(connection, outcome, ref) })
       }
     }
+  }
+
+  const answerRefusal = (connection: ChatConnection, refusal: { code: ErrorCode, message: string }, ref: string): void => {
+    if (refusal.code === 'rate_limited') refuseForRate(connection, refusal.message, ref)
+    else connection.send(frameError(refusal.code, refusal.message, ref))
   }
 
   const endpoint = addEndpoint<ChatSession>(fastify, {

@@ -7,17 +7,29 @@ export type PublishOutcome =
   | { ok: true, message: MessageFrame, duplicate: boolean }
   | { ok: false, code: ErrorCode, message: string }
 
+/** A publish that passed the rate limit and waits, in order, for its commit. */
+export interface QueuedPublish {
+  outcome: Promise<PublishOutcome>
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     /**
-     * The one publish path of WebSocket and HTTP alike, for a text already validated:
-     * the user's rate limit, then store and deliver. Never throws.
+     * The one publish path of WebSocket and HTTP alike, for a text already validated: the
+     * user's rate limit, then queue for storing and delivery. Resolves as soon as the message
+     * holds its place in the queue (so a connection may go on to its next frame and its
+     * messages keep their order), or with the refusal. `committed` runs after the commit,
+     * before delivery. Never throws.
      */
-    publish(user: User, topic: string, text: string, ref: string | undefined, committed?: (message: MessageFrame) => void): Promise<PublishOutcome>
+    queuePublish(user: User, topic: string, text: string, ref: string | undefined, committed?: (message: MessageFrame) => void): Promise<QueuedPublish | PublishOutcome & { ok: false }>
+    /** queuePublish, awaited to the end. */
+    publish(user: User, topic: string, text: string, ref: string | undefined): Promise<PublishOutcome>
     /** Publishes not yet answered, so shutdown can wait for them. */
     publishesInFlight: ReadonlySet<Promise<PublishOutcome>>
   }
 }
+
+const unavailable = { ok: false, code: 'unavailable', message: 'the message could not be stored; resend it with the same ref' } as const
 
 export default fp(async function publish (fastify) {
   const { publishRatePerSecond, publishBurst } = fastify.config
@@ -25,30 +37,33 @@ export default fp(async function publish (fastify) {
   const inFlight = new Set<Promise<PublishOutcome>>()
   fastify.addHook('onClose', async () => { perUser.stop() })
 
-  const run = async (user: User, topic: string, text: string, ref: string | undefined, committed?: (message: MessageFrame) => void): Promise<PublishOutcome> => {
-    // Refused before anything is stored.
-    const allowed = await perUser.take(user.id)
-    if (allowed === 'limited') {
-      return { ok: false, code: 'rate_limited', message: `over ${publishRatePerSecond} messages per second; nothing was stored` }
-    }
-    if (allowed === 'unavailable') {
-      return { ok: false, code: 'unavailable', message: 'the message could not be stored; resend it with the same ref' }
-    }
+  const store = async (user: User, topic: string, text: string, ref: string | undefined, committed?: (message: MessageFrame) => void): Promise<PublishOutcome> => {
     try {
       const stored = await fastify.topicBus.publish({ topic, authorId: user.id, author: user.name, text, ref },
         committed === undefined ? undefined : (stored) => { committed(stored.message) })
       return { ok: true, message: stored.message, duplicate: stored.duplicate }
     } catch (error) {
       fastify.log.warn({ err: error, topic }, 'publish failed')
-      return { ok: false, code: 'unavailable', message: 'the message could not be stored; resend it with the same ref' }
+      return unavailable
     }
   }
 
   fastify.decorate('publishesInFlight', inFlight)
-  fastify.decorate('publish', (user: User, topic: string, text: string, ref: string | undefined, committed?: (message: MessageFrame) => void) => {
-    const outcome = run(user, topic, text, ref, committed)
+  fastify.decorate('queuePublish', async (user: User, topic: string, text: string, ref: string | undefined, committed?: (message: MessageFrame) => void) => {
+    // Refused before anything is stored.
+    const allowed = await perUser.take(user.id)
+    if (allowed === 'limited') {
+      return { ok: false, code: 'rate_limited', message: `over ${publishRatePerSecond} messages per second; nothing was stored` } as const
+    }
+    if (allowed === 'unavailable') return unavailable
+    // store() joins the bus's queue synchronously, before this function returns.
+    const outcome = store(user, topic, text, ref, committed)
     inFlight.add(outcome)
     void outcome.finally(() => inFlight.delete(outcome))
-    return outcome
+    return { outcome }
+  })
+  fastify.decorate('publish', async (user: User, topic: string, text: string, ref: string | undefined) => {
+    const queued = await fastify.queuePublish(user, topic, text, ref)
+    return 'outcome' in queued ? await queued.outcome : queued
   })
 }, { name: 'publish', dependencies: ['topic-bus'] })
