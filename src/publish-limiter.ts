@@ -29,7 +29,10 @@ export type TakeResult = 'ok' | 'limited' | 'unavailable'
  * errs on the strict side, never the lenient one.
  */
 export class PublishLimiter {
-  private readonly credits = new Map<number, { tokens: number, expiresMs: number }>()
+  /** Tokens leased by this instance; `empty` records that the bucket itself had none left. */
+  private readonly credits = new Map<number, { tokens: number, expiresMs: number, empty: boolean }>()
+  /** One lease at a time per user: publishes arriving meanwhile wait for it, not lease again. */
+  private readonly leasing = new Map<number, Promise<void>>()
   private readonly leaseSize: number
   private readonly sweepTimer: NodeJS.Timeout
 
@@ -44,22 +47,51 @@ export class PublishLimiter {
   }
 
   async take (userId: number): Promise<TakeResult> {
-    const now = this.now()
-    const credit = this.credits.get(userId)
-    if (credit !== undefined && credit.tokens >= 1 && credit.expiresMs > now) {
-      credit.tokens -= 1
-      return 'ok'
+    for (;;) {
+      if (this.spend(userId)) return 'ok'
+      // The bucket was empty a moment ago: no query until a token can have come back.
+      const credit = this.credits.get(userId)
+      if (credit?.empty === true && credit.expiresMs > this.now()) return 'limited'
+      const pending = this.leasing.get(userId)
+      if (pending === undefined) break
+      await pending
     }
-    let granted: number
+    let outcome: TakeResult = 'ok'
+    const lease = (async () => {
+      let granted: number
+      try {
+        const [row] = await this.db.query<{ granted: number }>(leaseSql, [userId, this.burst, this.ratePerSecond, this.leaseSize])
+        granted = row?.granted ?? 0
+      } catch {
+        outcome = 'unavailable'
+        return
+      }
+      const now = this.now()
+      if (granted < 1) {
+        outcome = 'limited'
+        this.credits.set(userId, { tokens: 0, expiresMs: now + Math.min(leaseTtlMs, 1000 / this.ratePerSecond), empty: true })
+        return
+      }
+      const credit = this.credits.get(userId)
+      const kept = credit !== undefined && credit.expiresMs > now ? credit.tokens : 0
+      this.credits.set(userId, { tokens: kept + granted, expiresMs: now + leaseTtlMs, empty: false })
+    })()
+    this.leasing.set(userId, lease)
     try {
-      const [row] = await this.db.query<{ granted: number }>(leaseSql, [userId, this.burst, this.ratePerSecond, this.leaseSize])
-      granted = row?.granted ?? 0
-    } catch {
-      return 'unavailable'
+      await lease
+    } finally {
+      this.leasing.delete(userId)
     }
-    if (granted < 1) return 'limited'
-    this.credits.set(userId, { tokens: granted - 1, expiresMs: now + leaseTtlMs })
-    return 'ok'
+    if (outcome !== 'ok') return outcome
+    return this.spend(userId) ? 'ok' : 'limited'
+  }
+
+  /** Takes a token from this instance's unexpired lease, if it has one. */
+  private spend (userId: number): boolean {
+    const credit = this.credits.get(userId)
+    if (credit === undefined || credit.tokens < 1 || credit.expiresMs <= this.now()) return false
+    credit.tokens -= 1
+    return true
   }
 
   private sweep (): void {

@@ -1,0 +1,34 @@
+import t from 'tap'
+import { PublishLimiter } from '../src/publish-limiter.js'
+import { buildTestApp, register } from './helpers/app.js'
+
+t.test('the publish limiter', async (t) => {
+  const app = await buildTestApp(t)
+  const { id } = await register(app)
+  let now = 1_000_000
+  const queries: string[] = []
+  const db = { query: async <Row extends object>(text: string, params?: unknown[]) => { queries.push(text); return await app.db.query<Row>(text, params) } }
+
+  await t.test('concurrent publishes share one lease and waste no token', async (t) => {
+    const limiter = new PublishLimiter(db, 20, 60, () => now)
+    t.teardown(() => { limiter.stop() })
+    const results = await Promise.all(Array.from({ length: 6 }, async () => await limiter.take(id)))
+    t.same(results, Array(6).fill('ok'))
+    t.equal(queries.length, 1, 'one lease of 10 tokens served all six')
+    const rows = await app.db.query<{ tokens: number }>('SELECT tokens FROM publish_buckets WHERE user_id = $1', [id])
+    t.equal(Math.round(rows[0]?.tokens ?? -1), 50, 'the bucket lent exactly one lease')
+  })
+
+  await t.test('an empty bucket is asked again only once a token can be back', async (t) => {
+    const limiter = new PublishLimiter(db, 0.001, 60, () => now)
+    t.teardown(() => { limiter.stop() })
+    await app.db.query('UPDATE publish_buckets SET tokens = 0, updated_at = now() WHERE user_id = $1', [id])
+    queries.length = 0
+    t.equal(await limiter.take(id), 'limited')
+    t.equal(await limiter.take(id), 'limited')
+    t.equal(queries.length, 1, 'the second refusal cost no query')
+    now += 1001
+    t.equal(await limiter.take(id), 'limited')
+    t.equal(queries.length, 2, 'asked again after the lease time')
+  })
+})
