@@ -112,7 +112,7 @@ export async function storeBatch (db: Queryable, batch: readonly PendingMessage[
     batch.map((m) => m.topic), batch.map((m) => m.authorId), batch.map((m) => m.author),
     batch.map((m) => m.text), batch.map((m) => m.ref ?? null), batch.map((m) => m.at),
     notify?.channel ?? '', notify === undefined ? [] : [...byTopic.keys()], heads, tails
-  ])
+  ], 'canopy_store_batch')
   const nextId = new Map(rows.map((row) => [row.topic, row.first_id]))
   return batch.map((m) => {
     const id = nextId.get(m.topic)
@@ -165,7 +165,8 @@ export async function readHistory (db: Queryable, topic: string, options: { limi
       : `SELECT m.*, coalesce((SELECT last_id FROM topics WHERE name = $1), 0) AS last_id FROM (
            SELECT ${columns} FROM messages WHERE topic = $1 AND id > $2 ORDER BY id LIMIT $3) m
          RIGHT JOIN (SELECT 1) one ON true ORDER BY m.id`,
-    recent ? [topic, options.limit] : [topic, options.since, options.maxSince + 1]
+    recent ? [topic, options.limit] : [topic, options.since, options.maxSince + 1],
+    recent ? 'canopy_history_recent' : 'canopy_history_since'
   )
   const lastId = rows[0]?.last_id ?? 0
   const messages = rows.filter((row) => row.id !== null).map(toFrame)

@@ -60,7 +60,7 @@ export class PublishLimiter {
     const lease = (async () => {
       let granted: number
       try {
-        const [row] = await this.db.query<{ granted: number }>(leaseSql, [userId, this.burst, this.ratePerSecond, this.leaseSize])
+        const [row] = await this.db.query<{ granted: number }>(leaseSql, [userId, this.burst, this.ratePerSecond, this.leaseSize], 'canopy_lease_tokens')
         granted = row?.granted ?? 0
       } catch {
         outcome = 'unavailable'

@@ -18,7 +18,11 @@ const migrationLockKey = 0x63616e6f
 export type Orm = PgDatabase<PgQueryResultHKT, typeof schema>
 
 export interface Queryable {
-  query<Row extends object>(text: string, params?: unknown[]): Promise<Row[]>
+  /**
+   * Runs one statement. A `name` makes it a prepared statement on a Postgres server (parsed
+   * and planned once per connection): for the hot statements. PGlite ignores it.
+   */
+  query<Row extends object>(text: string, params?: unknown[], name?: string): Promise<Row[]>
 }
 
 export interface ListenHandlers {
@@ -134,8 +138,8 @@ async function openPostgres (url: string): Promise<Database> {
   return {
     kind: 'postgres',
     orm,
-    async query<Row extends object>(text: string, params?: unknown[]) {
-      return (await pool.query<Row>(text, params)).rows
+    async query<Row extends object>(text: string, params?: unknown[], name?: string) {
+      return (await pool.query<Row>(name === undefined ? { text, values: params } : { name, text, values: params })).rows
     },
     async transaction (fn) {
       const client = await pool.connect()
@@ -143,8 +147,8 @@ async function openPostgres (url: string): Promise<Database> {
       try {
         await client.query('BEGIN')
         const result = await fn({
-          async query<Row extends object>(text: string, params?: unknown[]) {
-            return (await client.query<Row>(text, params)).rows
+          async query<Row extends object>(text: string, params?: unknown[], name?: string) {
+            return (await client.query<Row>(name === undefined ? { text, values: params } : { name, text, values: params })).rows
           }
         })
         await client.query('COMMIT')
