@@ -91,6 +91,12 @@ export class Connection<Session> {
     setTimeout(() => { this.socket.terminate() }, closeGraceMs).unref()
   }
 
+  /** @internal the socket is closed: nothing more to send, receive or cut off. */
+  closed (): void {
+    this.closing = true
+    this.queue.length = 0
+  }
+
   /** @internal a frame from the socket, run after the ones before it. */
   receive (data: Buffer, isBinary: boolean): void {
     if (this.closing) return
@@ -149,21 +155,34 @@ export function addEndpoint<Session> (fastify: FastifyInstance, definition: Endp
       request.endpointSession = result
     }
   }, (socket, request) => {
+    // Nothing that lives as long as the socket holds the upgrade request: an idle
+    // connection should cost its socket and its session, not the whole HTTP exchange.
+    const reqId = request.id
+    const endpoint = definition.name
     const connection = new Connection(socket, request.endpointSession as Session, definition, (error) => {
-      request.log.error({ err: error, endpoint: definition.name }, 'endpoint handler failed')
+      fastify.log.error({ err: error, reqId, endpoint }, 'endpoint handler failed')
     })
+    request.endpointSession = undefined
+    // @fastify/websocket's error listener closes over the request and reply; this one does
+    // the same job (log, then drop the socket) without them.
+    socket.removeAllListeners('error')
+    socket.on('error', (error) => {
+      fastify.log.warn({ err: error, reqId, endpoint }, 'socket error')
+      socket.terminate()
+    })
+    detachUpgradeResponse(socket)
     connections.add(connection)
     socket.on('pong', () => { connection.alive = true })
     socket.on('message', (data: Buffer, isBinary: boolean) => { connection.receive(data, isBinary) })
     socket.once('close', (code: number) => {
       connections.delete(connection)
-      connection.close(code)
+      connection.closed()
       definition.closed?.(connection, code)
     })
     const opened = definition.opened?.(connection)
     if (opened instanceof Promise) {
       opened.catch((error: unknown) => {
-        request.log.error({ err: error, endpoint: definition.name }, 'endpoint open failed')
+        fastify.log.error({ err: error, reqId, endpoint }, 'endpoint open failed')
         connection.close(1011, 'internal error')
       })
     }
@@ -199,6 +218,16 @@ export function addEndpoint<Session> (fastify: FastifyInstance, definition: Endp
   })
 
   return { connections }
+}
+
+/**
+ * The HTTP response object that answered the upgrade stays attached to the TCP socket
+ * (and through it the raw request, headers and all) for the socket's life; let it go.
+ */
+function detachUpgradeResponse (socket: WebSocket): void {
+  const tcp = (socket as unknown as { _socket?: { _httpMessage?: { detachSocket?: (socket: unknown) => void } | null } })._socket
+  const response = tcp?._httpMessage
+  if (tcp !== undefined && response?.detachSocket !== undefined) response.detachSocket(tcp)
 }
 
 function isRefusal (value: unknown): value is Refusal {
