@@ -45,6 +45,8 @@ export interface EndpointDefinition<Session> {
 
 /** Frames waiting for a handler before the socket stops reading (TCP back-pressure). */
 const maxQueuedFrames = 32
+/** Send options of every pre-encoded frame, allocated once. */
+const textFrame = { binary: false } as const
 /** A peer that has not completed the closing handshake by then is cut off. */
 const closeGraceMs = 2000
 
@@ -72,7 +74,7 @@ export class Connection<Session> {
   /** Sends a text frame: a frame object, or data already encoded once for many receivers. */
   send (frame: object | string | Buffer): void {
     if (!this.isOpen) return
-    if (Buffer.isBuffer(frame)) this.socket.send(frame, { binary: false })
+    if (Buffer.isBuffer(frame)) this.socket.send(frame, textFrame)
     else this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame))
     if (this.socket.bufferedAmount > this.definition.maxBufferedBytes) {
       this.close(CloseCode.tryAgainLater, 'too slow to keep up; reconnect with since')
