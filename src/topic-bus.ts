@@ -48,7 +48,7 @@ export class BusUnavailableError extends Error {
   override name = 'BusUnavailableError'
 }
 
-interface QueuedPublish {
+interface QueueEntry {
   message: PendingMessage
   committed: ((stored: StoredMessage) => void) | undefined
   resolve: (stored: StoredMessage) => void
@@ -63,12 +63,12 @@ export type BusTransport = NotifyOptions
  * The table is the truth: ids are gapless per topic, so a gap in what arrives here is seen
  * and filled from the table, and every subscriber gets each message once, in id order.
  *
- * This is the in-process bus; a cross-instance transport only adds `receive` calls for
- * messages committed elsewhere.
+ * Without a transport it is in-process; with one (a Postgres server), every publish also
+ * NOTIFYs and what other instances commit arrives through `receive` like a local commit.
  */
 export class TopicBus {
   private readonly topics = new Map<string, TopicState>()
-  private readonly queue: QueuedPublish[] = []
+  private readonly queue: QueueEntry[] = []
   private flushing = false
   private closed = false
   private listener: Listener | undefined
@@ -149,7 +149,7 @@ export class TopicBus {
     this.flushing = false
   }
 
-  private settle (entry: QueuedPublish, stored: StoredMessage): void {
+  private settle (entry: QueueEntry, stored: StoredMessage): void {
     entry.committed?.(stored)
     if (!stored.duplicate) this.receive(stored.message)
     entry.resolve(stored)
