@@ -35,10 +35,6 @@ export class TokenBuckets<Key> {
     this.buckets.delete(key)
   }
 
-  get size (): number {
-    return this.buckets.size
-  }
-
   private sweep (): void {
     const now = this.now()
     for (const [key, bucket] of this.buckets) {

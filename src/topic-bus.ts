@@ -294,10 +294,6 @@ export class TopicBus {
     await this.listener?.close()
   }
 
-  get topicCount (): number {
-    return this.topics.size
-  }
-
   private fanOut (state: TopicState, frame: MessageFrame): void {
     state.lastId = frame.id
     if (state.subscribers.size === 0) return
