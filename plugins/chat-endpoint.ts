@@ -12,7 +12,8 @@ interface ChatSession {
   user: User
   /** The HTTP session that opened the socket, hashed: its logout, on any instance, closes the socket. */
   sessionKey: string
-  topics: Set<string>
+  /** Subscribed topics; true once the connection counts there for presence (joined, not yet left). */
+  topics: Map<string, boolean>
   /** The topic of the URL, subscribed right after opening. */
   firstTopic: string | undefined
 }
@@ -54,6 +55,7 @@ export default fp(async function chatEndpoint (fastify) {
 
   const join = (connection: ChatConnection, topic: string): void => {
     const name = connection.session.user.name
+    connection.session.topics.set(topic, true)
     let users = presence.get(topic)
     if (users === undefined) presence.set(topic, users = new Map())
     const count = (users.get(name) ?? 0) + 1
@@ -78,7 +80,7 @@ export default fp(async function chatEndpoint (fastify) {
       connection.send(frameError('bad_request', `at most ${maxTopicsPerConnection} topics per connection`))
       return
     }
-    topics.add(topic)
+    if (isNew) topics.set(topic, false)
     try {
       await topicBus.subscribe(topic, connection, { since, historyLimit: config.historyLimit })
     } catch (error) {
@@ -91,9 +93,13 @@ export default fp(async function chatEndpoint (fastify) {
   }
 
   const unsubscribe = (connection: ChatConnection, topic: string): void => {
-    if (!connection.session.topics.delete(topic)) return
+    const { topics } = connection.session
+    const joined = topics.get(topic)
+    if (joined === undefined) return
+    topics.delete(topic)
     topicBus.unsubscribe(topic, connection)
-    leave(connection, topic)
+    // Closed while its history was read: it never joined, so it does not leave.
+    if (joined) leave(connection, topic)
   }
 
   /** A frame refused for its rate; a connection that keeps on regardless is closed. */
@@ -158,7 +164,7 @@ export default fp(async function chatEndpoint (fastify) {
       return {
         user,
         sessionKey: sessionKey(session.sessionId),
-        topics: new Set(),
+        topics: new Map(),
         firstTopic: topic === undefined || topic === '' ? defaultTopic : typeof topic === 'string' ? topic : undefined
       }
     },
@@ -192,7 +198,7 @@ export default fp(async function chatEndpoint (fastify) {
 
     closed (connection) {
       const { user, sessionKey, topics } = connection.session
-      for (const topic of topics) unsubscribe(connection, topic)
+      for (const topic of topics.keys()) unsubscribe(connection, topic)
       const count = (connectionsByUser.get(user.id) ?? 1) - 1
       if (count > 0) connectionsByUser.set(user.id, count)
       else connectionsByUser.delete(user.id)
