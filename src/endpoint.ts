@@ -62,7 +62,10 @@ export class Connection<Session> {
     readonly socket: WebSocket,
     session: Session,
     private readonly definition: EndpointDefinition<Session>,
-    private readonly onError: (error: unknown) => void
+    /** The upgrade request's id, for logs. */
+    readonly reqId: string,
+    /** Shared by every connection of the endpoint (no closure per connection). */
+    private readonly onError: (error: unknown, connection: Connection<Session>) => void
   ) {
     this.session = session
   }
@@ -121,7 +124,7 @@ export class Connection<Session> {
         else if (this.definition.binary !== undefined) await this.definition.binary(this, next.data)
         else this.close(CloseCode.binaryFrame, 'binary frames are not accepted')
       } catch (error) {
-        this.onError(error)
+        this.onError(error, this)
       }
     }
     this.running = undefined
@@ -146,6 +149,10 @@ export interface Endpoint<Session> {
  */
 export function addEndpoint<Session> (fastify: FastifyInstance, definition: EndpointDefinition<Session>): Endpoint<Session> {
   const connections = new Set<Connection<Session>>()
+  const endpoint = definition.name
+  const handlerFailed = (error: unknown, connection: Connection<Session>): void => {
+    fastify.log.error({ err: error, reqId: connection.reqId, endpoint }, 'endpoint handler failed')
+  }
 
   fastify.get(definition.path, {
     websocket: true,
@@ -160,10 +167,7 @@ export function addEndpoint<Session> (fastify: FastifyInstance, definition: Endp
     // Nothing that lives as long as the socket holds the upgrade request: an idle
     // connection should cost its socket and its session, not the whole HTTP exchange.
     const reqId = request.id
-    const endpoint = definition.name
-    const connection = new Connection(socket, request.endpointSession as Session, definition, (error) => {
-      fastify.log.error({ err: error, reqId, endpoint }, 'endpoint handler failed')
-    })
+    const connection = new Connection(socket, request.endpointSession as Session, definition, reqId, handlerFailed)
     request.endpointSession = undefined
     // @fastify/websocket's error listener closes over the request and reply; this one does
     // the same job (log, then drop the socket) without them.
