@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { addEndpoint, refuse, type Connection } from '../src/endpoint.js'
-import { CloseCode, defaultTopic, frameError, isValidTopic, parseClientFrame, type ClientFrame, type ErrorCode } from '../src/protocol.js'
+import { CloseCode, defaultTopic, errorFrame, isValidTopic, parseClientFrame, type ClientFrame, type ErrorCode } from '../src/protocol.js'
 import { TokenBuckets } from '../src/token-bucket.js'
 import type { User } from '../src/users.js'
 import { showsItsTicket } from './session.js'
@@ -77,7 +77,7 @@ export default fp(async function chatEndpoint (fastify) {
     const { topics } = connection.session
     const isNew = !topics.has(topic)
     if (isNew && topics.size >= maxTopicsPerConnection) {
-      connection.send(frameError('bad_request', `at most ${maxTopicsPerConnection} topics per connection`))
+      connection.send(errorFrame('bad_request', `at most ${maxTopicsPerConnection} topics per connection`))
       return
     }
     if (isNew) topics.set(topic, false)
@@ -86,7 +86,7 @@ export default fp(async function chatEndpoint (fastify) {
     } catch (error) {
       if (isNew) topics.delete(topic)
       fastify.log.warn({ err: error, topic }, 'subscribe failed')
-      connection.send(frameError('unavailable', `could not read the history of ${topic}; subscribe again`))
+      connection.send(errorFrame('unavailable', `could not read the history of ${topic}; subscribe again`))
       return
     }
     if (isNew && connection.isOpen && topics.has(topic)) join(connection, topic)
@@ -108,7 +108,7 @@ export default fp(async function chatEndpoint (fastify) {
       connection.close(CloseCode.policy, 'sustained abuse after rate limiting')
       return
     }
-    connection.send(frameError('rate_limited', message, ref))
+    connection.send(errorFrame('rate_limited', message, ref))
   }
 
   const handle = async (connection: ChatConnection, frame: ClientFrame): Promise<void> => {
@@ -138,7 +138,7 @@ export default fp(async function chatEndpoint (fastify) {
 
   const answerRefusal = (connection: ChatConnection, refusal: { code: ErrorCode, message: string }, ref: string): void => {
     if (refusal.code === 'rate_limited') refuseForRate(connection, refusal.message, ref)
-    else connection.send(frameError(refusal.code, refusal.message, ref))
+    else connection.send(errorFrame(refusal.code, refusal.message, ref))
   }
 
   const endpoint = addEndpoint<ChatSession>(fastify, {
@@ -176,7 +176,7 @@ export default fp(async function chatEndpoint (fastify) {
       if (sessionConnections === undefined) connectionsBySession.set(sessionKey, sessionConnections = new Set())
       sessionConnections.add(connection)
       if (!isValidTopic(firstTopic)) {
-        connection.send(frameError('bad_topic', 'the topic in the URL is not a topic name; subscribe to one'))
+        connection.send(errorFrame('bad_topic', 'the topic in the URL is not a topic name; subscribe to one'))
         return
       }
       await subscribe(connection, firstTopic)

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type FastifyError } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from './config.js'
+import { ajvFormats } from './protocol.js'
 import database from '../plugins/database.js'
 import security from '../plugins/security.js'
 import rateLimit from '../plugins/rate-limit.js'
@@ -35,7 +36,7 @@ export function fastifyOptions (config: Config): FastifyServerOptions {
     trustProxy: config.trustProxy,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    ajv: { customOptions: { removeAdditional: false } }
+    ajv: { customOptions: { removeAdditional: false, formats: ajvFormats } }
   }
 }
 

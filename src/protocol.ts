@@ -1,13 +1,24 @@
+import { FormatRegistry, Type, type Static } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+
 /**
- * The wire protocol of /chat, defined once: frame types, error codes, close codes and the
- * validator of client frames. The endpoint, the tests and the page's documentation use it.
+ * The protocol of Canopy, defined once: the frames of /chat and the bodies of the HTTP API
+ * as TypeBox schemas, the validators compiled from them, the error and close codes, and the
+ * constants the page imports (served as /protocol.js, see pageModule).
  */
 
 export const topicPattern = /^[a-z0-9][a-z0-9_.-]{0,63}$/
 export const defaultTopic = 'general'
+export const namePattern = /^[A-Za-z0-9_.-]{3,32}$/
+export const minPasswordChars = 8
+export const maxPasswordChars = 256
 export const maxRefChars = 64
 /** `since` replays at most this many messages; more sets `truncated`. */
 export const maxSinceMessages = 1000
+/** Messages per page of GET /api/topics/:topic/messages at most. */
+export const maxPageSize = 100
+/** JSON nested deeper than this is refused as `bad_json` before anything reads it. */
+export const maxJsonDepth = 32
 
 export const CloseCode = {
   shuttingDown: 1001,
@@ -19,47 +30,128 @@ export const CloseCode = {
   loggedOut: 4401
 } as const
 
-export type ErrorCode =
-  | 'bad_json'
-  | 'bad_request'
-  | 'unknown_type'
-  | 'bad_topic'
-  | 'too_long'
-  | 'rate_limited'
-  | 'unavailable'
+/** Every WebSocket error code, with the HTTP status the same refusal has over HTTP. */
+export const statusByErrorCode = {
+  bad_json: 400,
+  bad_request: 400,
+  unknown_type: 400,
+  bad_topic: 400,
+  too_long: 400,
+  rate_limited: 429,
+  unavailable: 503
+} as const
+
+export type ErrorCode = keyof typeof statusByErrorCode
+export const errorCodes = Object.keys(statusByErrorCode) as ErrorCode[]
+
+/**
+ * What Postgres can store in a text column: no NUL and no half of a surrogate pair. A value
+ * that breaks it is refused before it reaches the database, whatever field it is in.
+ */
+export function isStorable (value: string): boolean {
+  return !value.includes('\u0000') && value.isWellFormed()
+}
+FormatRegistry.Set('storable', isStorable)
+
+// ---- Fields ----
+
+export const Topic = Type.String({ pattern: topicPattern.source })
+/** The client's id for a message: the same rule for WebSocket and HTTP. */
+export const Ref = Type.String({ minLength: 1, maxLength: maxRefChars, format: 'storable' })
+/** A message id given by a client: a positive integer below 2^53. */
+export const MessageId = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })
+
+// ---- Client → server frames ----
+
+export const SubscribeFrame = Type.Object({
+  type: Type.Literal('subscribe'),
+  topic: Topic,
+  since: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }))
+})
+export const UnsubscribeFrame = Type.Object({ type: Type.Literal('unsubscribe'), topic: Topic })
+export const PublishFrame = Type.Object({
+  type: Type.Literal('publish'),
+  topic: Topic,
+  text: Type.String(),
+  ref: Ref
+})
+export const ClientFrame = Type.Union([SubscribeFrame, UnsubscribeFrame, PublishFrame])
+export type ClientFrame = Static<typeof ClientFrame>
+
+// ---- Server → client frames ----
 
 /** A stored chat message, exactly as it travels: in live frames, history and HTTP bodies. */
-export interface MessageFrame {
-  type: 'message'
-  topic: string
-  id: number
-  author: string
-  text: string
-  at: string
-}
+export const MessageFrame = Type.Object({
+  type: Type.Literal('message'),
+  topic: Type.String(),
+  id: Type.Integer(),
+  author: Type.String(),
+  text: Type.String(),
+  at: Type.String()
+})
+export type MessageFrame = Static<typeof MessageFrame>
 
-export type ServerFrame =
-  | MessageFrame
-  | { type: 'subscribed', topic: string, history: MessageFrame[], truncated?: true }
-  | { type: 'unsubscribed', topic: string }
-  | { type: 'ack', ref: string, id: number, at: string }
-  | { type: 'joined', topic: string, user: string }
-  | { type: 'left', topic: string, user: string }
-  | { type: 'error', code: ErrorCode, message: string, ref?: string }
+export const SubscribedFrame = Type.Object({
+  type: Type.Literal('subscribed'),
+  topic: Type.String(),
+  history: Type.Array(MessageFrame),
+  truncated: Type.Optional(Type.Literal(true))
+})
+export const UnsubscribedFrame = Type.Object({ type: Type.Literal('unsubscribed'), topic: Type.String() })
+export const AckFrame = Type.Object({ type: Type.Literal('ack'), ref: Type.String(), id: Type.Integer(), at: Type.String() })
+export const JoinedFrame = Type.Object({ type: Type.Literal('joined'), topic: Type.String(), user: Type.String() })
+export const LeftFrame = Type.Object({ type: Type.Literal('left'), topic: Type.String(), user: Type.String() })
+export const ErrorFrame = Type.Object({
+  type: Type.Literal('error'),
+  code: Type.Union(errorCodes.map((code) => Type.Literal(code))),
+  message: Type.String(),
+  ref: Type.Optional(Type.String()),
+  retryAfterMs: Type.Optional(Type.Integer({ minimum: 0 }))
+})
+export const ServerFrame = Type.Union([MessageFrame, SubscribedFrame, UnsubscribedFrame, AckFrame, JoinedFrame, LeftFrame, ErrorFrame])
+export type ServerFrame = Static<typeof ServerFrame>
+export type SubscribedFrame = Static<typeof SubscribedFrame>
+export type ErrorFrame = Static<typeof ErrorFrame>
 
-export type ClientFrame =
-  | { type: 'subscribe', topic: string, since?: number }
-  | { type: 'unsubscribe', topic: string }
-  | { type: 'publish', topic: string, text: string, ref: string }
+// ---- HTTP bodies ----
 
-export interface FrameError {
-  type: 'error'
-  code: ErrorCode
-  message: string
-  ref?: string
-}
+export const User = Type.Object({ id: Type.Integer(), name: Type.String() })
+export const UserBody = Type.Object({ user: User })
+export const MeBody = Type.Object({ user: User, wsTicket: Type.String() })
+/** Registration: the rules a name and a password must keep. */
+export const Credentials = Type.Object({
+  username: Type.String({ pattern: namePattern.source }),
+  password: Type.String({ minLength: minPasswordChars, maxLength: maxPasswordChars })
+}, { additionalProperties: false })
+/** Login takes any name and password within sane bounds: a wrong one is a 401, not a 400. */
+export const LoginBody = Type.Object({
+  username: Type.String({ minLength: 1, maxLength: 64, format: 'storable' }),
+  password: Type.String({ minLength: 1, maxLength: 1024 })
+}, { additionalProperties: false })
+export const TopicParams = Type.Object({ topic: Type.String() })
+export const PageQuery = Type.Object({
+  before: Type.Optional(MessageId),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: maxPageSize }))
+})
+export const PublishBody = Type.Object({ text: Type.String(), ref: Type.Optional(Ref) })
+export const MessagesBody = Type.Object({ messages: Type.Array(MessageFrame) })
+export const MessageBody = Type.Object({ message: MessageFrame })
+/** Every HTTP error: a stable code and a sentence for people. */
+export const HttpErrorBody = Type.Object({
+  error: Type.String(),
+  message: Type.String(),
+  retryAfterMs: Type.Optional(Type.Integer({ minimum: 0 }))
+})
 
-export function frameError (code: ErrorCode, message: string, ref?: string): FrameError {
+/**
+ * Formats the schemas use beyond JSON Schema's own, for Fastify's validator of HTTP bodies
+ * (the WebSocket's compiled validators read them from TypeBox's registry).
+ */
+export const ajvFormats = { storable: isStorable }
+
+// ---- Validation of client frames ----
+
+export function errorFrame (code: ErrorCode, message: string, ref?: string): ErrorFrame {
   return ref === undefined ? { type: 'error', code, message } : { type: 'error', code, message, ref }
 }
 
@@ -67,8 +159,19 @@ export function isValidTopic (topic: unknown): topic is string {
   return typeof topic === 'string' && topicPattern.test(topic)
 }
 
-export function isValidRef (ref: unknown): ref is string {
-  return typeof ref === 'string' && ref.length >= 1 && ref.length <= maxRefChars
+const frameCheckers = {
+  subscribe: TypeCompiler.Compile(SubscribeFrame),
+  unsubscribe: TypeCompiler.Compile(UnsubscribeFrame),
+  publish: TypeCompiler.Compile(PublishFrame)
+}
+const refChecker = TypeCompiler.Compile(Ref)
+
+/** What each field must be, in words, for the error a client gets. */
+const fieldRules: Record<string, string> = {
+  topic: `a topic name matches ${String(topicPattern)}`,
+  since: 'since is a message id: an integer ≥ 0',
+  text: 'text is required: a string',
+  ref: `ref is required: a string of 1 to ${maxRefChars} characters, without NUL or half a surrogate pair`
 }
 
 /** Unicode code points, which is what MAX_MESSAGE_CHARS counts. */
@@ -91,56 +194,90 @@ export function codePointLength (text: string): number {
  * returns undefined when it is fine.
  */
 export function checkText (text: string, maxChars: number): { code: ErrorCode, message: string } | undefined {
-  if (text.trim() === '') return { code: 'too_long', message: 'text is empty' }
+  // The code is SPEC's; the words say what is really wrong.
+  if (text.trim() === '') return { code: 'too_long', message: 'text is empty: write something first' }
   if (codePointLength(text) > maxChars) return { code: 'too_long', message: `text is over ${maxChars} characters` }
-  // Postgres text can hold neither NUL nor half a surrogate pair.
-  if (text.includes('\u0000')) return { code: 'bad_request', message: 'text contains a NUL character' }
-  if (!text.isWellFormed()) return { code: 'bad_request', message: 'text is not well-formed Unicode' }
+  if (!isStorable(text)) return { code: 'bad_request', message: 'text contains a NUL character or half a surrogate pair' }
   return undefined
 }
 
-/** Parses and validates one client text frame; a FrameError says what is wrong with it. */
-export function parseClientFrame (data: string, maxChars: number): ClientFrame | FrameError {
+/** Whether JSON text nests arrays and objects deeper than `limit`, read without parsing it. */
+export function nestsDeeperThan (json: string, limit: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < json.length; i++) {
+    const char = json.charCodeAt(i)
+    if (inString) {
+      if (char === 0x5c) i++ // a backslash escapes the next character
+      else if (char === 0x22) inString = false
+    } else if (char === 0x22) inString = true
+    else if (char === 0x5b || char === 0x7b) {
+      if (++depth > limit) return true
+    } else if (char === 0x5d || char === 0x7d) depth--
+  }
+  return false
+}
+
+/** Parses and validates one client text frame; an error frame says what is wrong with it. */
+export function parseClientFrame (data: string, maxChars: number): ClientFrame | ErrorFrame {
+  if (nestsDeeperThan(data, maxJsonDepth)) return errorFrame('bad_json', `the frame nests deeper than ${maxJsonDepth} levels`)
   let value: unknown
   try {
     value = JSON.parse(data)
   } catch {
-    return frameError('bad_json', 'the frame is not valid JSON')
+    return errorFrame('bad_json', 'the frame is not valid JSON')
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return frameError('bad_request', 'a frame is a JSON object')
+    return errorFrame('bad_request', 'a frame is a JSON object')
   }
   const frame = value as Record<string, unknown>
-  const ref = isValidRef(frame.ref) ? frame.ref : undefined
-  switch (frame.type) {
-    case 'subscribe': {
-      if (!isValidTopic(frame.topic)) return badTopic(frame.topic)
-      const since = frame.since
-      if (since === undefined) return { type: 'subscribe', topic: frame.topic }
-      if (typeof since !== 'number' || !Number.isSafeInteger(since) || since < 0) {
-        return frameError('bad_request', 'since is a message id: an integer ≥ 0')
-      }
-      return { type: 'subscribe', topic: frame.topic, since }
-    }
-    case 'unsubscribe':
-      if (!isValidTopic(frame.topic)) return badTopic(frame.topic)
-      return { type: 'unsubscribe', topic: frame.topic }
-    case 'publish': {
-      if (ref === undefined) return frameError('bad_request', `ref is required: a string of 1 to ${maxRefChars} characters`)
-      if (!isValidTopic(frame.topic)) return badTopic(frame.topic, ref)
-      if (typeof frame.text !== 'string') return frameError('bad_request', 'text is required: a string', ref)
-      const problem = checkText(frame.text, maxChars)
-      if (problem !== undefined) return frameError(problem.code, problem.message, ref)
-      return { type: 'publish', topic: frame.topic, text: frame.text, ref }
-    }
-    case undefined:
-      return frameError('bad_request', 'type is required', ref)
-    default:
-      return frameError('unknown_type', `unknown frame type ${JSON.stringify(frame.type).slice(0, 80)}`, ref)
+  const ref = refChecker.Check(frame.ref) ? frame.ref : undefined
+  const type = frame.type
+  if (type === undefined) return errorFrame('bad_request', 'type is required', ref)
+  if (type !== 'subscribe' && type !== 'unsubscribe' && type !== 'publish') {
+    const shown = typeof type === 'string' ? JSON.stringify(type.slice(0, 64)) : `of type ${typeof type}`
+    return errorFrame('unknown_type', `unknown frame type ${shown}`, ref)
+  }
+  const checker = frameCheckers[type]
+  if (!checker.Check(frame)) {
+    // A publish is answered with its ref whenever the ref is usable; without one it cannot be.
+    if (type === 'publish' && ref === undefined) return errorFrame('bad_request', fieldRules.ref ?? 'ref is required', ref)
+    const field = checker.Errors(frame).First()?.path.split('/')[1] ?? ''
+    if (field === 'topic' && frame.topic !== undefined) return errorFrame('bad_topic', fieldRules.topic ?? 'bad topic', ref)
+    return errorFrame('bad_request', frame[field] === undefined && field !== '' ? `${field} is required` : fieldRules[field] ?? 'the frame has a field it cannot have', ref)
+  }
+  const parsed = frame as ClientFrame
+  if (parsed.type === 'publish') {
+    const problem = checkText(parsed.text, maxChars)
+    if (problem !== undefined) return errorFrame(problem.code, problem.message, ref)
+  }
+  return parsed
+}
+
+/** The constants the page needs, from this file and the running configuration. */
+export function pageConstants (limits: { maxMessageChars: number, historyLimit: number }): Record<string, unknown> {
+  return {
+    topicPattern,
+    defaultTopic,
+    namePattern,
+    minPasswordChars,
+    maxPasswordChars,
+    maxRefChars,
+    maxMessageChars: limits.maxMessageChars,
+    historyLimit: limits.historyLimit,
+    maxSinceMessages,
+    maxPageSize,
+    CloseCode,
+    errorCodes
   }
 }
 
-function badTopic (topic: unknown, ref?: string): FrameError {
-  if (topic === undefined) return frameError('bad_request', 'topic is required', ref)
-  return frameError('bad_topic', `a topic name matches ${String(topicPattern)}`, ref)
+/** pageConstants as an ES module: what GET /protocol.js serves to the page. */
+export function pageModule (limits: { maxMessageChars: number, historyLimit: number }): string {
+  const lines = ['// Generated by the server from src/protocol.ts and its configuration: do not edit.']
+  for (const [name, value] of Object.entries(pageConstants(limits))) {
+    const literal = value instanceof RegExp ? String(value) : JSON.stringify(value)
+    lines.push(`export const ${name} = ${literal}`)
+  }
+  return lines.join('\n') + '\n'
 }
