@@ -66,47 +66,45 @@ export function usesPostgres (system: SystemName): boolean {
   return system === 'canopy' || system === 'socketio-pg'
 }
 
-const cpuFigures: FigureSpec[] = [
+const cpuFigures: readonly FigureSpec[] = [
   { key: 'serverCpu', label: 'server CPU', unit: 'cores', better: 'none' },
   { key: 'postgresCpu', label: 'Postgres CPU', unit: 'cores', better: 'none' },
   { key: 'loadCpu', label: 'load generator CPU', unit: 'cores', better: 'none' }
 ]
 
-const fanoutFigures: FigureSpec[] = [
-  { key: 'publishedPerSecond', label: 'published, acked', unit: 'msg/s', better: 'higher' },
-  { key: 'deliveredPerSecond', label: 'delivered', unit: 'msg/s', better: 'higher' },
-  { key: 'deliveriesPerCpuSecond', label: 'deliveries per server CPU-s', unit: 'per cpu-s', better: 'higher' },
-  { key: 'behindAtWindowEnd', label: 'deliveries owed at window end', unit: 'count', better: 'none' },
-  ...cpuFigures
-]
+/** Fan-out and publish-heavy report the same figures; only the label of the acked publishes differs. */
+function throughputFigures (publishedLabel: string): readonly FigureSpec[] {
+  return [
+    { key: 'publishedPerSecond', label: publishedLabel, unit: 'msg/s', better: 'higher' },
+    { key: 'deliveredPerSecond', label: 'delivered', unit: 'msg/s', better: 'higher' },
+    { key: 'deliveriesPerCpuSecond', label: 'deliveries per server CPU-s', unit: 'per cpu-s', better: 'higher' },
+    { key: 'behindAtWindowEnd', label: 'deliveries owed at window end', unit: 'count', better: 'none' },
+    ...cpuFigures
+  ]
+}
 
-const publishHeavyFigures: FigureSpec[] = [
-  { key: 'publishedPerSecond', label: 'acked', unit: 'msg/s', better: 'higher' },
-  { key: 'deliveredPerSecond', label: 'delivered', unit: 'msg/s', better: 'higher' },
-  { key: 'deliveriesPerCpuSecond', label: 'deliveries per server CPU-s', unit: 'per cpu-s', better: 'higher' },
-  { key: 'behindAtWindowEnd', label: 'deliveries owed at window end', unit: 'count', better: 'none' },
-  ...cpuFigures
-]
+const figuresOf: Record<ScenarioKind, readonly FigureSpec[]> = {
+  fanout: throughputFigures('published, acked'),
+  'publish-heavy': throughputFigures('acked'),
+  latency: [
+    { key: 'p50Ms', label: 'send→receive p50', unit: 'ms', better: 'lower' },
+    { key: 'p99Ms', label: 'send→receive p99', unit: 'ms', better: 'lower' },
+    { key: 'maxMs', label: 'send→receive max', unit: 'ms', better: 'lower' },
+    ...cpuFigures
+  ],
+  'idle-memory': [
+    { key: 'heapPerConnectionKiB', label: 'heap per connection', unit: 'KiB', better: 'lower' },
+    { key: 'rssPerConnectionKiB', label: 'RSS per connection', unit: 'KiB', better: 'lower' }
+  ],
+  'connect-history': [
+    { key: 'p50Ms', label: 'connect→subscribed p50', unit: 'ms', better: 'lower' },
+    { key: 'p99Ms', label: 'connect→subscribed p99', unit: 'ms', better: 'lower' },
+    { key: 'cpuMsPerConnect', label: 'server CPU per connect', unit: 'ms', better: 'lower' },
+    ...cpuFigures
+  ]
+}
 
-const latencyFigures: FigureSpec[] = [
-  { key: 'p50Ms', label: 'send→receive p50', unit: 'ms', better: 'lower' },
-  { key: 'p99Ms', label: 'send→receive p99', unit: 'ms', better: 'lower' },
-  { key: 'maxMs', label: 'send→receive max', unit: 'ms', better: 'lower' },
-  ...cpuFigures
-]
-
-const memoryFigures: FigureSpec[] = [
-  { key: 'heapPerConnectionKiB', label: 'heap per connection', unit: 'KiB', better: 'lower' },
-  { key: 'rssPerConnectionKiB', label: 'RSS per connection', unit: 'KiB', better: 'lower' }
-]
-
-const connectFigures: FigureSpec[] = [
-  { key: 'p50Ms', label: 'connect→subscribed p50', unit: 'ms', better: 'lower' },
-  { key: 'p99Ms', label: 'connect→subscribed p99', unit: 'ms', better: 'lower' },
-  { key: 'cpuMsPerConnect', label: 'server CPU per connect', unit: 'ms', better: 'lower' },
-  ...cpuFigures
-]
-
+/** Where every scenario starts from: one topic, one publisher, the full run's timing. */
 const base: ScenarioParams = {
   subscribers: 0,
   topics: 1,
@@ -122,89 +120,85 @@ const base: ScenarioParams = {
   textBytes: 64
 }
 
+/** The quick run's shorter windows, for the scenarios that have a measured window. */
+const quickTiming: Partial<ScenarioParams> = { warmupMs: 200, measureMs: 800, drainMs: 1500 }
+
+function publisher (p: ScenarioParams): string {
+  return `${p.publishers} publisher${p.publishers === 1 ? '' : 's'}, window ${p.window}`
+}
+
+const titles: Record<ScenarioKind, (p: ScenarioParams, instances: 1 | 2) => string> = {
+  fanout: (p, instances) => instances === 1
+    ? `fan-out, one topic, ${p.subscribers} subscribers, ${publisher(p)}, one instance`
+    : `fan-out, one topic, ${p.subscribers} subscribers split over two instances, ${publisher(p)} on the first`,
+  'publish-heavy': (p) => `publish-heavy, ${p.topics} topics × ${p.subscribers / p.topics} subscribers, ` +
+    `${publisher(p)} on random topics, all split over two instances`,
+  latency: (p, instances) => instances === 1
+    ? `latency, ${p.subscribers} subscribers, ${p.ratePerSecond} msgs/s open loop, one instance`
+    : `latency, ${p.subscribers} subscribers split over two instances, ${p.ratePerSecond} msgs/s open loop`,
+  'idle-memory': (p) => `idle memory at ${p.subscribers} open connections, one instance`,
+  'connect-history': (p) => `connect-and-history: upgrade request → subscribed with ${p.historyMessages} messages, ${p.connects} connects one after another`
+}
+
+/** A scenario once: what differs from `base` in the full run, and what the quick run changes on top. */
+interface ScenarioDefinition {
+  id: string
+  kind: ScenarioKind
+  instances: 1 | 2
+  full: Partial<ScenarioParams>
+  quick: Partial<ScenarioParams>
+}
+
+const fanout100: ScenarioDefinition = { id: 'fanout-100', kind: 'fanout', instances: 1, full: { subscribers: 100 }, quick: { ...quickTiming, subscribers: 20 } }
+const latency1i: ScenarioDefinition = {
+  id: 'latency-1i',
+  kind: 'latency',
+  instances: 1,
+  full: { warmupMs: 500, subscribers: 100, ratePerSecond: 200 },
+  quick: { ...quickTiming, subscribers: 20 }
+}
+
+/** The same scenario with its connections split over two instances. */
+function acrossTwoInstances (scenario: ScenarioDefinition, id: string): ScenarioDefinition {
+  return { ...scenario, id, instances: 2 }
+}
+
+const definitions: readonly ScenarioDefinition[] = [
+  fanout100,
+  { id: 'fanout-1000', kind: 'fanout', instances: 1, full: { subscribers: 1000 }, quick: { ...quickTiming, subscribers: 100 } },
+  acrossTwoInstances(fanout100, 'fanout-100-2i'),
+  {
+    id: 'publish-heavy-2i',
+    kind: 'publish-heavy',
+    instances: 2,
+    full: { topics: 50, subscribers: 200, publishers: 10 },
+    quick: { ...quickTiming, topics: 10, subscribers: 40, publishers: 4 }
+  },
+  latency1i,
+  acrossTwoInstances(latency1i, 'latency-2i'),
+  // No measured window: it measures memory once every connection is open.
+  { id: 'idle-memory', kind: 'idle-memory', instances: 1, full: { subscribers: 5000, warmupConnects: 50 }, quick: { subscribers: 500, warmupConnects: 0 } },
+  {
+    id: 'connect-history',
+    kind: 'connect-history',
+    instances: 1,
+    full: { historyMessages: 30, connects: 300, warmupConnects: 30 },
+    quick: { ...quickTiming, connects: 40, warmupConnects: 5 }
+  }
+]
+
 export function scenarios (quick: boolean): Scenario[] {
-  const timing = quick ? { warmupMs: 200, measureMs: 800, drainMs: 1500 } : { warmupMs: 1500, measureMs: 4000, drainMs: 3000 }
-  const all: readonly Column[] = columns
-  const peerAndCanopy: readonly Column[] = ['peer', 'canopy']
-  const fanout = (subscribers: number): ScenarioParams => ({ ...base, ...timing, subscribers })
-  const publishHeavy: ScenarioParams = { ...base, ...timing, topics: quick ? 10 : 50, subscribers: quick ? 40 : 200, publishers: quick ? 4 : 10 }
-  const latency: ScenarioParams = { ...base, ...timing, warmupMs: quick ? 200 : 500, measureMs: quick ? 800 : 4000, subscribers: quick ? 20 : 100, ratePerSecond: 200 }
-  const idle: ScenarioParams = { ...base, subscribers: quick ? 500 : 5000, warmupConnects: quick ? 0 : 50 }
-  const connect: ScenarioParams = { ...base, ...timing, historyMessages: 30, connects: quick ? 40 : 300, warmupConnects: quick ? 5 : 30 }
-  const publisher = (p: ScenarioParams): string => `${p.publishers} publisher${p.publishers === 1 ? '' : 's'}, window ${p.window}`
-  return [
-    {
-      id: 'fanout-100',
-      title: `fan-out, one topic, ${quick ? 20 : 100} subscribers, ${publisher(base)}, one instance`,
-      kind: 'fanout',
-      instances: 1,
-      params: fanout(quick ? 20 : 100),
-      columns: all,
-      figures: fanoutFigures
-    },
-    {
-      id: 'fanout-1000',
-      title: `fan-out, one topic, ${quick ? 100 : 1000} subscribers, ${publisher(base)}, one instance`,
-      kind: 'fanout',
-      instances: 1,
-      params: fanout(quick ? 100 : 1000),
-      columns: all,
-      figures: fanoutFigures
-    },
-    {
-      id: 'fanout-100-2i',
-      title: `fan-out, one topic, ${quick ? 20 : 100} subscribers split over two instances, ${publisher(base)} on the first`,
-      kind: 'fanout',
-      instances: 2,
-      params: fanout(quick ? 20 : 100),
-      columns: peerAndCanopy,
-      figures: fanoutFigures
-    },
-    {
-      id: 'publish-heavy-2i',
-      title: `publish-heavy, ${publishHeavy.topics} topics × ${publishHeavy.subscribers / publishHeavy.topics} subscribers, ` +
-        `${publisher(publishHeavy)} on random topics, all split over two instances`,
-      kind: 'publish-heavy',
-      instances: 2,
-      params: publishHeavy,
-      columns: peerAndCanopy,
-      figures: publishHeavyFigures
-    },
-    {
-      id: 'latency-1i',
-      title: `latency, ${latency.subscribers} subscribers, ${latency.ratePerSecond} msgs/s open loop, one instance`,
-      kind: 'latency',
-      instances: 1,
-      params: latency,
-      columns: all,
-      figures: latencyFigures
-    },
-    {
-      id: 'latency-2i',
-      title: `latency, ${latency.subscribers} subscribers split over two instances, ${latency.ratePerSecond} msgs/s open loop`,
-      kind: 'latency',
-      instances: 2,
-      params: latency,
-      columns: peerAndCanopy,
-      figures: latencyFigures
-    },
-    {
-      id: 'idle-memory',
-      title: `idle memory at ${idle.subscribers} open connections, one instance`,
-      kind: 'idle-memory',
-      instances: 1,
-      params: idle,
-      columns: all,
-      figures: memoryFigures
-    },
-    {
-      id: 'connect-history',
-      title: `connect-and-history: upgrade request → subscribed with ${connect.historyMessages} messages, ${connect.connects} connects one after another`,
-      kind: 'connect-history',
-      instances: 1,
-      params: connect,
-      columns: all,
-      figures: connectFigures
+  return definitions.map(({ id, kind, instances, full, quick: quickChanges }) => {
+    const params: ScenarioParams = { ...base, ...full, ...(quick ? quickChanges : {}) }
+    return {
+      id,
+      title: titles[kind](params, instances),
+      kind,
+      instances,
+      params,
+      // The limit has no cross-instance path.
+      columns: instances === 1 ? columns : columns.filter((column) => column !== 'limit'),
+      figures: figuresOf[kind]
     }
-  ]
+  })
 }

@@ -70,6 +70,11 @@ export function canopyEntry (build: CanopyBuild): string {
   return join(rootDir, build === 'dist' ? 'dist/src/server.js' : 'src/server.ts')
 }
 
+/** How Canopy is started, as the results record it. */
+export function canopyCommand (build: CanopyBuild): string {
+  return build === 'dist' ? 'node dist/src/server.js' : 'node --import tsx src/server.ts'
+}
+
 function command (options: ServerOptions): { args: string[], cwd: string } {
   const probe = options.memoryProbe ? ['--expose-gc', '--import', heapProbe] : []
   if (options.cpuProfileDir !== undefined) probe.push('--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir)
