@@ -1,3 +1,4 @@
+import { CloseCode } from '/protocol.js'
 import { me } from './api.js'
 
 /**
@@ -10,7 +11,6 @@ const firstRetryMs = 500
 const maxRetryMs = 15_000
 /** After `rate_limited` or `unavailable` a publish is sent again, same ref, after about this. */
 const resendMs = 1500
-const closeLoggedOut = 4401
 const retryableErrors = new Set(['rate_limited', 'unavailable'])
 
 /**
@@ -20,6 +20,7 @@ const retryableErrors = new Set(['rate_limited', 'unavailable'])
  * @property {(state: ConnectionState) => void} status
  * @property {(user: { id: number, name: string }) => void} user
  * @property {(frame: any) => void} frame every frame but acks and errors that answer a publish
+ * @property {() => void} dropped the socket closed: what it was sending is cut off, a new one starts afresh
  * @property {(entry: OutboxEntry, ack: { id: number, at: string }) => void} ack
  * @property {(entry: OutboxEntry, error: { code: string, message: string }) => void} failed
  * @property {(entry: OutboxEntry, error: { code: string, message: string }) => void} retrying
@@ -146,7 +147,8 @@ export class ChatConnection {
       this.socket = undefined
       this.open = false
       if (this.stopped) return
-      if (event.code === closeLoggedOut) {
+      this.hooks.dropped()
+      if (event.code === CloseCode.loggedOut) {
         this.hooks.loggedOut()
         return
       }
