@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
-import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type, type Static, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { HttpError } from '../src/errors.js'
 import { hashPassword, verifyPassword } from '../src/passwords.js'
 import { createUser, findUserByName, type User } from '../src/users.js'
@@ -34,11 +34,17 @@ function registrationError (errors: Array<{ instancePath: string }>): Error {
   return new Error('Send {"username","password"} as JSON')
 }
 
+const minuteMs = 60_000
+const hourMs = 60 * minuteMs
+/** One client address may try this many names at the per-name rate (LOGIN_ATTEMPTS × 10). */
+const namesPerAddress = 10
+
 const invalidCredentials = (): HttpError => new HttpError(401, 'invalid_credentials', 'Unknown name or wrong password')
 
 /** Register, log in, log out and who-am-I, on the HTTP session. */
 export default fp(async function accounts (fastify) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  const { loginAttemptsPerMinute, registerAttemptsPerHour } = fastify.config
   const logoutListeners: Array<(sessionId: string) => void> = []
   fastify.decorate('onLogout', (listener: (sessionId: string) => void) => { logoutListeners.push(listener) })
 
@@ -54,7 +60,11 @@ export default fp(async function accounts (fastify) {
 
   app.post('/api/register', {
     schema: { body: Credentials, response: { 201: UserBody } },
-    schemaErrorFormatter: registrationError
+    schemaErrorFormatter: registrationError,
+    // After validation: a body refused with 400 costs no password hash, so it is not counted.
+    preHandler: fastify.limitAttempts((request) => [
+      { key: `register\n${request.ip}`, max: registerAttemptsPerHour, windowMs: hourMs }
+    ])
   }, async (request, reply) => {
     const { username, password } = request.body
     const user = await createUser(fastify.db.orm, username, await hashPassword(password))
@@ -66,18 +76,14 @@ export default fp(async function accounts (fastify) {
   app.post('/api/login', {
     schema: { body: LoginBody, response: { 200: UserBody } },
     schemaErrorFormatter: () => new Error('Send {"username","password"} as JSON'),
-    config: {
-      rateLimit: {
-        max: fastify.config.loginAttemptsPerMinute,
-        timeWindow: 60_000,
-        // The body is parsed by then, so the limit is per client address and name.
-        hook: 'preHandler',
-        keyGenerator: (request) => {
-          const name = (request.body as { username?: unknown } | undefined)?.username
-          return `${request.ip}\n${typeof name === 'string' ? name.toLowerCase() : ''}`
-        }
-      }
-    }
+    // After validation, so the body is a LoginBody; the name is counted without regard to case.
+    preHandler: fastify.limitAttempts((request) => {
+      const name = (request.body as Static<typeof LoginBody>).username.toLowerCase()
+      return [
+        { key: `login\n${request.ip}\n${name}`, max: loginAttemptsPerMinute, windowMs: minuteMs },
+        { key: `login\n${request.ip}`, max: loginAttemptsPerMinute * namesPerAddress, windowMs: minuteMs }
+      ]
+    })
   }, async (request) => {
     const { username, password } = request.body
     const found = await findUserByName(fastify.db.orm, username)
@@ -101,4 +107,4 @@ export default fp(async function accounts (fastify) {
     request.session.wsTicket ??= newWsTicket()
     return { user, wsTicket: request.session.wsTicket }
   })
-}, { name: 'accounts', dependencies: ['database', 'session', 'rate-limit'] })
+}, { name: 'accounts', fastify: '5.x', dependencies: ['config', 'database', 'session', 'rate-limit'] })

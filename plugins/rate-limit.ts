@@ -1,12 +1,49 @@
 import fp from 'fastify-plugin'
-import rateLimit from '@fastify/rate-limit'
-import { HttpError } from '../src/errors.js'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { AttemptLimiter, type AttemptLimit } from '../src/attempt-limiter.js'
 
-/** Rate limiting for the routes that opt in through their `config.rateLimit`. */
-export default fp(async function rateLimiting (fastify) {
-  await fastify.register(rateLimit, {
-    global: false,
-    errorResponseBuilder: (_request, context) =>
-      new HttpError(429, 'too_many_requests', `Too many attempts; try again in ${Math.ceil(context.ttl / 1000)} s`)
-  })
-}, { name: 'rate-limit' })
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * A preHandler that counts the request against the limits `limitsOf` names, across all
+     * instances, and answers 429 with Retry-After and `retryAfterMs` when one is exceeded.
+     */
+    limitAttempts(limitsOf: (request: FastifyRequest) => AttemptLimit[]): (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+  }
+}
+
+/** Expired counters are deleted this often by every instance: one indexed DELETE. */
+const sweepIntervalMs = 60_000
+
+/**
+ * Attempt limits (login, registration) held in Postgres, so that every instance counts
+ * against the same numbers. @fastify/rate-limit is not used: it runs one limit per route
+ * and request, and a login counts against two (address and name, address alone) in one
+ * statement.
+ */
+export default fp(async function rateLimit (fastify) {
+  const limiter = new AttemptLimiter(fastify.db)
+
+  fastify.decorate('limitAttempts', (limitsOf: (request: FastifyRequest) => AttemptLimit[]) =>
+    async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+      const retryAfterMs = await limiter.count(limitsOf(request))
+      if (retryAfterMs === undefined) return
+      const retryAfterSeconds = Math.ceil(retryAfterMs / 1000)
+      await reply.code(429).header('retry-after', retryAfterSeconds).send({
+        error: 'too_many_requests',
+        message: `Too many attempts; try again in ${retryAfterSeconds} s`,
+        retryAfterMs
+      })
+    })
+
+  const sweep = async (): Promise<void> => {
+    try {
+      const count = await limiter.sweep()
+      if (count > 0) fastify.log.debug({ count }, 'expired attempt counters deleted')
+    } catch (error) {
+      fastify.log.warn({ err: error }, 'deleting expired attempt counters failed')
+    }
+  }
+  const timer = setInterval(() => { void sweep() }, sweepIntervalMs).unref()
+  fastify.addHook('onClose', async () => { clearInterval(timer) })
+}, { name: 'rate-limit', fastify: '5.x', dependencies: ['database'] })

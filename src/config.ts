@@ -23,6 +23,7 @@ const EnvSchema = Type.Object({
   PUBLISH_RATE: Type.Number({ exclusiveMinimum: 0, default: 20 }),
   PUBLISH_BURST: Type.Integer({ minimum: 1, default: 60 }),
   LOGIN_ATTEMPTS: Type.Integer({ minimum: 1, default: 10 }),
+  REGISTER_ATTEMPTS: Type.Integer({ minimum: 1, default: 20 }),
   TRUST_PROXY: Type.String({ default: '' }),
   MAX_CONNECTIONS_PER_USER: Type.Integer({ minimum: 1, default: 20 }),
   SEND_BUFFER_LIMIT: Type.Integer({ minimum: 1024, default: 1024 * 1024 })
@@ -44,7 +45,10 @@ export interface Config {
   logLevel: string
   publishRatePerSecond: number
   publishBurst: number
+  /** Per client address and name; one address gets 10× this over all names. */
   loginAttemptsPerMinute: number
+  /** Per client address. */
+  registerAttemptsPerHour: number
   /**
    * Fastify's trustProxy: whether X-Forwarded-* headers are believed. Needed behind a
    * TLS-terminating proxy in production, where the session cookie is Secure.
@@ -116,7 +120,8 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
     logLevel: parsed.LOG_LEVEL,
     publishRatePerSecond: parsed.PUBLISH_RATE,
     publishBurst: parsed.PUBLISH_BURST,
-    loginAttemptsPerMinute: parsed.LOGIN_ATTEMPTS
+    loginAttemptsPerMinute: parsed.LOGIN_ATTEMPTS,
+    registerAttemptsPerHour: parsed.REGISTER_ATTEMPTS
   }
 }
 

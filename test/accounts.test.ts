@@ -1,6 +1,7 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { buildTestApp, register, sessionCookie, uniqueName } from './helpers/app.js'
-import { forEachEngine } from './helpers/postgres.js'
+import { forEachEngine, startPostgres } from './helpers/postgres.js'
 
 forEachEngine(t, async (t, env) => {
   const app = await buildTestApp(t, env)
@@ -107,19 +108,78 @@ forEachEngine(t, async (t, env) => {
   })
 })
 
+/** Checks a 429 as SPEC says: Retry-After in whole seconds, the same wait in ms in the body. */
+function assertLimited (t: Test, response: LightMyRequestResponse, windowMs: number, what: string): void {
+  t.equal(response.statusCode, 429, what)
+  const body = response.json<{ error: string, message: string, retryAfterMs: number }>()
+  t.match(body, { error: 'too_many_requests', message: String, retryAfterMs: Number })
+  t.ok(body.retryAfterMs > 0 && body.retryAfterMs <= windowMs, `retryAfterMs ${body.retryAfterMs} is within the window`)
+  t.equal(response.headers['retry-after'], String(Math.ceil(body.retryAfterMs / 1000)), 'Retry-After is the same wait in seconds')
+}
+
+const minuteMs = 60_000
+const hourMs = 60 * minuteMs
+
+const login = async (app: FastifyInstance, username: string, password: string, remoteAddress = '127.0.0.1') =>
+  await app.inject({ method: 'POST', url: '/api/login', payload: { username, password }, remoteAddress })
+const registration = async (app: FastifyInstance, remoteAddress = '127.0.0.1', username = uniqueName()) =>
+  await app.inject({ method: 'POST', url: '/api/register', payload: { username, password: 'password123' }, remoteAddress })
+
 t.test('login attempts are limited per client address and name', async (t) => {
   const app = await buildTestApp(t, { LOGIN_ATTEMPTS: '3' })
   const username = uniqueName()
   await register(app, username, 'password123')
-  const attempt = async (name: string, password: string, remoteAddress = '127.0.0.1') =>
-    await app.inject({ method: 'POST', url: '/api/login', payload: { username: name, password }, remoteAddress })
-  for (let i = 0; i < 3; i++) t.equal((await attempt(username, 'wrong-password')).statusCode, 401)
-  const limited = await attempt(username, 'password123')
-  t.equal(limited.statusCode, 429, 'even the right password waits')
-  t.match(limited.json(), { error: 'too_many_requests', message: String })
-  t.equal((await attempt(username.toUpperCase(), 'password123')).statusCode, 429, 'the name is counted without regard to case')
-  t.equal((await attempt(username, 'password123', '10.0.0.2')).statusCode, 200, 'another address is not limited')
-  t.equal((await attempt(uniqueName(), 'password123')).statusCode, 401, 'another name is not limited')
+  for (let i = 0; i < 3; i++) t.equal((await login(app, username, 'wrong-password')).statusCode, 401)
+  assertLimited(t, await login(app, username, 'password123'), minuteMs, 'even the right password waits')
+  t.equal((await login(app, username.toUpperCase(), 'password123')).statusCode, 429, 'the name is counted without regard to case')
+  t.equal((await login(app, username, 'password123', '10.0.0.2')).statusCode, 200, 'another address is not limited')
+  t.equal((await login(app, uniqueName(), 'password123')).statusCode, 401, 'another name is not limited')
+})
+
+t.test('one address gets at most 10 × LOGIN_ATTEMPTS login attempts over all names', async (t) => {
+  const app = await buildTestApp(t, { LOGIN_ATTEMPTS: '2' })
+  for (let i = 0; i < 20; i++) t.equal((await login(app, uniqueName('nobody'), 'password123', '10.0.0.3')).statusCode, 401, `name ${i + 1}`)
+  assertLimited(t, await login(app, uniqueName('nobody'), 'password123', '10.0.0.3'), minuteMs, 'the 21st name')
+  t.equal((await login(app, uniqueName('nobody'), 'password123', '10.0.0.4')).statusCode, 401, 'another address is not limited')
+})
+
+t.test('registrations are limited per client address', async (t) => {
+  const app = await buildTestApp(t, { REGISTER_ATTEMPTS: '3' })
+  for (let i = 0; i < 3; i++) t.equal((await registration(app, '10.0.0.5')).statusCode, 201, `registration ${i + 1}`)
+  const limited = await registration(app, '10.0.0.5')
+  assertLimited(t, limited, hourMs, 'the 4th registration')
+  t.notOk(limited.cookies.some((c) => c.name === 'canopy.sid'), 'no session')
+  t.equal((await registration(app, '10.0.0.6')).statusCode, 201, 'another address is not limited')
+  const invalid = await app.inject({ method: 'POST', url: '/api/register', payload: { username: 'ab', password: 'password123' }, remoteAddress: '10.0.0.7' })
+  t.equal(invalid.statusCode, 400)
+  for (let i = 0; i < 3; i++) t.equal((await registration(app, '10.0.0.7')).statusCode, 201, 'a body refused with 400 was not counted')
+})
+
+t.test('the limits are shared by every instance on one Postgres', async (t) => {
+  const postgres = await startPostgres(t)
+  const env = { DATABASE_URL: postgres.url, LOGIN_ATTEMPTS: '2', REGISTER_ATTEMPTS: '2' }
+  const [a, b] = [await buildTestApp(t, env), await buildTestApp(t, env)]
+
+  await t.test('registrations', async (t) => {
+    t.equal((await registration(a, '10.1.0.1')).statusCode, 201)
+    t.equal((await registration(b, '10.1.0.1')).statusCode, 201)
+    assertLimited(t, await registration(a, '10.1.0.1'), hourMs, 'a third on the first instance')
+    assertLimited(t, await registration(b, '10.1.0.1'), hourMs, 'and on the second')
+  })
+
+  await t.test('login per address and name', async (t) => {
+    const username = uniqueName()
+    t.equal((await login(a, username, 'password123', '10.1.0.2')).statusCode, 401)
+    t.equal((await login(b, username, 'password123', '10.1.0.2')).statusCode, 401)
+    assertLimited(t, await login(a, username, 'password123', '10.1.0.2'), minuteMs, 'a third on the first instance')
+    assertLimited(t, await login(b, username, 'password123', '10.1.0.2'), minuteMs, 'and on the second')
+  })
+
+  await t.test('login per address over all names', async (t) => {
+    for (let i = 0; i < 20; i++) t.equal((await login(i % 2 === 0 ? a : b, uniqueName('nobody'), 'password123', '10.1.0.3')).statusCode, 401)
+    assertLimited(t, await login(a, uniqueName('nobody'), 'password123', '10.1.0.3'), minuteMs, 'the 21st name on the first instance')
+    assertLimited(t, await login(b, uniqueName('nobody'), 'password123', '10.1.0.3'), minuteMs, 'and on the second')
+  })
 })
 
 t.test('the cookie is Secure in production', async (t) => {

@@ -17,6 +17,7 @@ t.test('defaults follow the SPEC', async (t) => {
   t.equal(config.publishRatePerSecond, 20)
   t.equal(config.publishBurst, 60)
   t.equal(config.loginAttemptsPerMinute, 10)
+  t.equal(config.registerAttemptsPerHour, 20)
   t.equal(config.production, false)
 })
 
@@ -27,13 +28,15 @@ t.test('values are read and coerced from strings', async (t) => {
     KEEPALIVE_INTERVAL: '0.5',
     ALLOWED_ORIGINS: 'https://a.example, http://b.example:8080',
     DATABASE_URL: 'postgres://u:p@db:5432/canopy',
-    LOG_LEVEL: 'warn'
+    LOG_LEVEL: 'warn',
+    REGISTER_ATTEMPTS: '5'
   })
   t.equal(config.port, 9000)
   t.equal(config.keepaliveIntervalMs, 500)
   t.same(config.allowedOrigins, ['https://a.example', 'http://b.example:8080'])
   t.equal(config.databaseUrl, 'postgres://u:p@db:5432/canopy')
   t.equal(config.logLevel, 'warn')
+  t.equal(config.registerAttemptsPerHour, 5)
 })
 
 const refusals: Array<[string, Record<string, string>, RegExp]> = [
@@ -44,6 +47,8 @@ const refusals: Array<[string, Record<string, string>, RegExp]> = [
   ['a database URL of another kind', { DATABASE_URL: 'mysql://x' }, /DATABASE_URL must match/],
   ['a short session secret', { SESSION_SECRET: 'short' }, /SESSION_SECRET must NOT have fewer than 32 characters/],
   ['a zero publish rate', { PUBLISH_RATE: '0' }, /PUBLISH_RATE must be > 0/],
+  ['no registrations at all', { REGISTER_ATTEMPTS: '0' }, /^Invalid configuration: REGISTER_ATTEMPTS must be >= 1/],
+  ['a fraction of a registration', { REGISTER_ATTEMPTS: '1.5' }, /^Invalid configuration: REGISTER_ATTEMPTS must be integer/],
   ['an origin that is not an origin', { ALLOWED_ORIGINS: 'example.com' }, /ALLOWED_ORIGINS entry "example.com"/],
   ['production without a session secret', { NODE_ENV: 'production' }, /SESSION_SECRET is required when NODE_ENV=production/]
 ]

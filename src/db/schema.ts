@@ -57,3 +57,16 @@ export const publishBuckets = pgTable('publish_buckets', {
   /** What the last lease granted; read back by the leasing statement's RETURNING. */
   granted: integer('granted').notNull()
 })
+
+/**
+ * Fixed-window counters of login and registration attempts, shared by every instance
+ * (src/attempt-limiter.ts): one row per key (kind, client address, name), counted in one
+ * upsert per attempt. Rows whose window has ended count nothing and are swept.
+ */
+export const attemptCounters = pgTable('attempt_counters', {
+  key: text('key').primaryKey(),
+  attempts: integer('attempts').notNull(),
+  windowEndsAt: timestamp('window_ends_at', { withTimezone: true }).notNull()
+}, (t) => [
+  index('attempt_counters_window_ends_at_idx').on(t.windowEndsAt)
+])
