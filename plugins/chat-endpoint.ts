@@ -2,13 +2,14 @@ import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { addEndpoint, refuse, type Connection } from '../src/endpoint.js'
-import { CloseCode, defaultTopic, errorFrame, isValidTopic, parseClientFrame, type ClientFrame, type ErrorCode } from '../src/protocol.js'
+import type { History } from '../src/message-store.js'
+import { CloseCode, defaultTopic, errorFrame, isValidTopic, parseClientFrame, type ClientFrame, type ErrorCode, type ServerFrame } from '../src/protocol.js'
 import { TokenBuckets } from '../src/token-bucket.js'
 import type { User } from '../src/users.js'
 import { showsItsTicket } from './session.js'
 
 /** What the chat keeps per connection. */
-interface ChatSession {
+interface ChatState {
   user: User
   /** The HTTP session that opened the socket, hashed: its logout, on any instance, closes the socket. */
   sessionKey: string
@@ -18,12 +19,12 @@ interface ChatSession {
   firstTopic: string | undefined
 }
 
-type ChatConnection = Connection<ChatSession>
+type ChatConnection = Connection<ChatState, ServerFrame>
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** The open /chat connections of this instance. */
-    chatConnections: ReadonlySet<Connection<ChatSession>>
+    chatConnections: ReadonlySet<ChatConnection>
   }
 }
 
@@ -42,39 +43,17 @@ const minFrameBurst = 100
  * history, and speaks the frames of src/protocol.ts.
  */
 export default fp(async function chatEndpoint (fastify) {
-  const { config, topicBus } = fastify
+  const { config, topicBus, presence } = fastify
   const connectionsBySession = new Map<string, Set<ChatConnection>>()
   const connectionsByUser = new Map<number, number>()
-  /** Presence on this instance: how many connections of each user are in each topic. */
-  const presence = new Map<string, Map<string, number>>()
   const frameRatePerSecond = Math.max(minFrameRatePerSecond, 2 * config.publishRatePerSecond)
   const frameBuckets = new TokenBuckets<ChatConnection>(frameRatePerSecond, Math.max(minFrameBurst, 2 * config.publishBurst))
   // Refusals a connection may collect before it counts as sustained abuse (1008).
   const refusalBuckets = new TokenBuckets<ChatConnection>(config.publishRatePerSecond, config.publishBurst)
   fastify.addHook('onClose', async () => { frameBuckets.stop(); refusalBuckets.stop() })
 
-  const join = (connection: ChatConnection, topic: string): void => {
-    const name = connection.session.user.name
-    connection.session.topics.set(topic, true)
-    let users = presence.get(topic)
-    if (users === undefined) presence.set(topic, users = new Map())
-    const count = (users.get(name) ?? 0) + 1
-    users.set(name, count)
-    if (count === 1) topicBus.announce({ kind: 'presence', topic, user: name, joined: true }, connection)
-  }
-
-  const leave = (connection: ChatConnection, topic: string): void => {
-    const name = connection.session.user.name
-    const users = presence.get(topic)
-    const count = (users?.get(name) ?? 1) - 1
-    if (count > 0) { users?.set(name, count); return }
-    users?.delete(name)
-    if (users?.size === 0) presence.delete(topic)
-    topicBus.announce({ kind: 'presence', topic, user: name, joined: false }, connection)
-  }
-
   const subscribe = async (connection: ChatConnection, topic: string, since?: number): Promise<void> => {
-    const { topics } = connection.session
+    const { topics } = connection.state
     const isNew = !topics.has(topic)
     if (isNew && topics.size >= maxTopicsPerConnection) {
       connection.send(errorFrame('bad_request', `at most ${maxTopicsPerConnection} topics per connection`))
@@ -82,24 +61,27 @@ export default fp(async function chatEndpoint (fastify) {
     }
     if (isNew) topics.set(topic, false)
     try {
-      await topicBus.subscribe(topic, connection, { since, historyLimit: config.historyLimit })
+      await topicBus.subscribe(topic, connection, { since, historyLimit: config.historyLimit }, (history) => subscribed(topic, history))
     } catch (error) {
       if (isNew) topics.delete(topic)
       fastify.log.warn({ err: error, topic }, 'subscribe failed')
       connection.send(errorFrame('unavailable', `could not read the history of ${topic}; subscribe again`))
       return
     }
-    if (isNew && connection.isOpen && topics.has(topic)) join(connection, topic)
+    if (isNew && connection.isOpen && topics.has(topic)) {
+      topics.set(topic, true)
+      presence.join(topic, connection.state.user.name, connection)
+    }
   }
 
   const unsubscribe = (connection: ChatConnection, topic: string): void => {
-    const { topics } = connection.session
+    const { topics } = connection.state
     const joined = topics.get(topic)
     if (joined === undefined) return
     topics.delete(topic)
     topicBus.unsubscribe(topic, connection)
     // Closed while its history was read: it never joined, so it does not leave.
-    if (joined) leave(connection, topic)
+    if (joined) presence.leave(topic, connection.state.user.name, connection)
   }
 
   /** A frame refused for its rate; a connection that keeps on regardless is closed. */
@@ -124,7 +106,7 @@ export default fp(async function chatEndpoint (fastify) {
         // Waits for the message's place in the queue, not for its commit: the connection's
         // next frames go on meanwhile (and share its transaction), in order.
         const { ref } = frame
-        const queued = await fastify.queuePublish(connection.session.user, frame.topic, frame.text, ref, (message) => {
+        const queued = await fastify.queuePublish(connection.state.user, frame.topic, frame.text, ref, (message) => {
           connection.send({ type: 'ack', ref, id: message.id, at: message.at })
         })
         if (!('outcome' in queued)) {
@@ -141,7 +123,7 @@ export default fp(async function chatEndpoint (fastify) {
     else connection.send(errorFrame(refusal.code, refusal.message, ref))
   }
 
-  const endpoint = addEndpoint<ChatSession>(fastify, {
+  const endpoint = addEndpoint<ChatState, ServerFrame>(fastify, {
     name: 'chat',
     path: '/chat',
     keepaliveIntervalMs: config.keepaliveIntervalMs,
@@ -170,7 +152,7 @@ export default fp(async function chatEndpoint (fastify) {
     },
 
     async opened (connection) {
-      const { user, sessionKey, firstTopic } = connection.session
+      const { user, sessionKey, firstTopic } = connection.state
       connectionsByUser.set(user.id, (connectionsByUser.get(user.id) ?? 0) + 1)
       let sessionConnections = connectionsBySession.get(sessionKey)
       if (sessionConnections === undefined) connectionsBySession.set(sessionKey, sessionConnections = new Set())
@@ -197,7 +179,7 @@ export default fp(async function chatEndpoint (fastify) {
     },
 
     closed (connection) {
-      const { user, sessionKey, topics } = connection.session
+      const { user, sessionKey, topics } = connection.state
       for (const topic of topics.keys()) unsubscribe(connection, topic)
       const count = (connectionsByUser.get(user.id) ?? 1) - 1
       if (count > 0) connectionsByUser.set(user.id, count)
@@ -214,14 +196,25 @@ export default fp(async function chatEndpoint (fastify) {
     }
   })
 
-  fastify.onLogout((sessionId) => { topicBus.announce({ kind: 'logout', sessionKey: sessionKey(sessionId) }) })
-  topicBus.onEvent((event) => {
-    if (event.kind !== 'logout') return
-    for (const connection of connectionsBySession.get(event.sessionKey) ?? []) connection.close(CloseCode.loggedOut, 'logged out')
+  const closeSession = (key: string): void => {
+    for (const connection of connectionsBySession.get(key) ?? []) connection.close(CloseCode.loggedOut, 'logged out')
+  }
+  fastify.onLogout((sessionId) => {
+    const key = sessionKey(sessionId)
+    closeSession(key)
+    topicBus.announce({ kind: 'logout', sessionKey: key })
   })
+  topicBus.onEvent((event) => { if (event.kind === 'logout') closeSession(event.sessionKey) })
 
   fastify.decorate('chatConnections', endpoint.connections)
-}, { name: 'chat-endpoint', dependencies: ['websocket', 'session', 'accounts', 'topic-bus', 'publish'] })
+}, { name: 'chat-endpoint', fastify: '5.x', dependencies: ['config', 'websocket', 'session', 'accounts', 'topic-bus', 'presence', 'publish'] })
+
+/** The first frame of a subscription, and every later one: the topic's history. */
+function subscribed (topic: string, history: History): ServerFrame {
+  return history.truncated
+    ? { type: 'subscribed', topic, history: history.messages, truncated: true }
+    : { type: 'subscribed', topic, history: history.messages }
+}
 
 /** Whether `origin` is this server's own, as the request reached it (default ports ignored). */
 function isOwnOrigin (request: FastifyRequest, origin: string): boolean {

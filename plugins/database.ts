@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { openDatabase, type Database } from '../src/db/client.js'
+import { openDatabase, type Database } from '../src/db/database.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -22,5 +22,5 @@ export default fp(async function database (fastify) {
   }
   fastify.decorate('db', db)
   fastify.addHook('onClose', async () => { await db.close() })
-  fastify.log.info({ engine: db.kind }, 'database ready')
-}, { name: 'database', dependencies: ['config'] })
+  fastify.log.info({ database: db.description }, 'database ready')
+}, { name: 'database', fastify: '5.x', dependencies: ['config'] })

@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import { withTimeout } from '../src/timeout.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -19,16 +20,10 @@ export default fp(async function health (fastify) {
   fastify.get('/readyz', async (_request, reply) => {
     const failures: Record<string, string> = {}
     await Promise.all([...checks].map(async ([name, check]) => {
-      let timer: NodeJS.Timeout | undefined
       try {
-        await Promise.race([
-          check(),
-          new Promise((_resolve, reject) => { timer = setTimeout(() => { reject(new Error('timed out')) }, readinessTimeoutMs) })
-        ])
+        await withTimeout(check(), readinessTimeoutMs, 'timed out')
       } catch (error) {
         failures[name] = (error as Error).message
-      } finally {
-        clearTimeout(timer)
       }
     }))
     if (Object.keys(failures).length === 0) return { status: 'ready' }

@@ -1,5 +1,7 @@
 import fp from 'fastify-plugin'
 import { PublishLimiter } from '../src/publish-limiter.js'
+import { PublishQueue } from '../src/publish-queue.js'
+import { BusUnavailableError } from '../src/topic-bus.js'
 import type { ErrorCode, MessageFrame } from '../src/protocol.js'
 import type { User } from '../src/users.js'
 
@@ -35,11 +37,14 @@ export default fp(async function publish (fastify) {
   const { publishRatePerSecond, publishBurst } = fastify.config
   const perUser = new PublishLimiter(fastify.db, publishRatePerSecond, publishBurst)
   const inFlight = new Set<Promise<PublishOutcome>>()
+  const bus = fastify.topicBus
+  const queue = new PublishQueue(fastify.db, bus.transport, (message) => { bus.receive(message) })
   fastify.addHook('onClose', async () => { perUser.stop() })
 
   const store = async (user: User, topic: string, text: string, ref: string | undefined, committed?: (message: MessageFrame) => void): Promise<PublishOutcome> => {
     try {
-      const stored = await fastify.topicBus.publish({ topic, authorId: user.id, author: user.name, text, ref },
+      if (!bus.ready) throw new BusUnavailableError('the topic bus is reconnecting')
+      const stored = await queue.add({ topic, authorId: user.id, author: user.name, text, ref },
         committed === undefined ? undefined : (stored) => { committed(stored.message) })
       return { ok: true, message: stored.message, duplicate: stored.duplicate }
     } catch (error) {
@@ -56,7 +61,7 @@ export default fp(async function publish (fastify) {
       return { ok: false, code: 'rate_limited', message: `over ${publishRatePerSecond} messages per second; nothing was stored` } as const
     }
     if (allowed === 'unavailable') return unavailable
-    // store() joins the bus's queue synchronously, before this function returns.
+    // store() joins the publish queue synchronously, before this function returns.
     const outcome = store(user, topic, text, ref, committed)
     inFlight.add(outcome)
     void outcome.finally(() => inFlight.delete(outcome))
@@ -66,4 +71,4 @@ export default fp(async function publish (fastify) {
     const queued = await fastify.queuePublish(user, topic, text, ref)
     return 'outcome' in queued ? await queued.outcome : queued
   })
-}, { name: 'publish', dependencies: ['topic-bus'] })
+}, { name: 'publish', fastify: '5.x', dependencies: ['database', 'topic-bus'] })

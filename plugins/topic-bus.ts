@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
+import { busChannel } from '../src/bus-format.js'
 import { TopicBus } from '../src/topic-bus.js'
 
 declare module 'fastify' {
@@ -8,16 +9,14 @@ declare module 'fastify' {
   }
 }
 
-/** The one NOTIFY channel of every topic: no LISTEN per topic, no identifier truncation. */
-export const busChannel = 'canopy_bus'
-
 /**
- * The topic bus of this instance. On a Postgres server it LISTENs on one dedicated
- * connection and NOTIFYs in every publishing transaction, so instances act as one; on the
- * embedded PGlite there is one instance, and the bus stays in-process.
+ * The topic bus of this instance. Where other instances share the database (a Postgres
+ * server), it LISTENs on one dedicated connection and every publishing statement NOTIFYs,
+ * so instances act as one; on the embedded PGlite there is one instance, and the bus stays
+ * in-process.
  */
 export default fp(async function topicBus (fastify) {
-  const transport = fastify.db.kind === 'postgres'
+  const transport = fastify.db.shared
     ? { channel: busChannel, instanceId: randomUUID().slice(0, 8) }
     : undefined
   const bus = new TopicBus(fastify.db, fastify.log, transport)
@@ -27,4 +26,4 @@ export default fp(async function topicBus (fastify) {
     if (!bus.ready) throw new Error('the LISTEN connection is reconnecting')
   })
   fastify.addHook('onClose', async () => { await bus.close() })
-}, { name: 'topic-bus', dependencies: ['database', 'health'] })
+}, { name: 'topic-bus', fastify: '5.x', dependencies: ['database', 'health'] })

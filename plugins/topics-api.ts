@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { HttpError } from '../src/errors.js'
-import { readPage } from '../src/messages.js'
+import { readPage } from '../src/message-store.js'
 import { checkText, isValidTopic, MessageBody, MessagesBody, PageQuery, PublishBody, statusByErrorCode, TopicParams, topicPattern } from '../src/protocol.js'
 import type { User } from '../src/users.js'
 

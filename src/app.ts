@@ -11,6 +11,7 @@ import health from '../plugins/health.js'
 import staticPage from '../plugins/static.js'
 import websocket from '../plugins/websocket.js'
 import topicBus from '../plugins/topic-bus.js'
+import presence from '../plugins/presence.js'
 import publish from '../plugins/publish.js'
 import chatEndpoint from '../plugins/chat-endpoint.js'
 import topicsApi from '../plugins/topics-api.js'
@@ -57,6 +58,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(health)
   await app.register(websocket)
   await app.register(topicBus)
+  await app.register(presence)
   await app.register(publish)
   await app.register(chatEndpoint)
   // endpoint registrations: `npm run new:endpoint -- <name>` adds its plugin here

@@ -6,7 +6,8 @@ import { CloseCode } from './protocol.js'
 /**
  * The endpoint layer: a WebSocket endpoint is a path, a keep-alive interval and handlers
  * for open (which may refuse before the upgrade), text, binary and close. Each connection
- * carries its own session. Handlers of one connection run one at a time, in frame order.
+ * carries its own state (made by `open` from the HTTP request and its session). Handlers of
+ * one connection run one at a time, in frame order.
  */
 
 /** A refusal from `open`: sent as a plain HTTP response, and no socket is ever opened. */
@@ -21,7 +22,7 @@ export function refuse (statusCode: number, error: string, message: string): Ref
   return { refuse: true, statusCode, error, message }
 }
 
-export interface EndpointDefinition<Session> {
+export interface EndpointDefinition<State, Frame extends object = object> {
   /** A name for logs and decorators. */
   name: string
   path: string
@@ -29,16 +30,16 @@ export interface EndpointDefinition<Session> {
   keepaliveIntervalMs: number
   /** Send-buffer bound: a connection whose unsent data passes it is closed with 1013. */
   maxBufferedBytes: number
-  /** Before the upgrade, from the HTTP request and its session: the connection's session, or a refusal. */
-  open(request: FastifyRequest): Promise<Session | Refusal>
+  /** Before the upgrade, from the HTTP request and its session: the connection's state, or a refusal. */
+  open(request: FastifyRequest): Promise<State | Refusal>
   /** Right after the upgrade. */
-  opened?(connection: Connection<Session>): Promise<void> | void
+  opened?(connection: Connection<State, Frame>): Promise<void> | void
   /** One text frame (valid UTF-8, within the frame size limit). */
-  text(connection: Connection<Session>, data: string): Promise<void> | void
+  text(connection: Connection<State, Frame>, data: string): Promise<void> | void
   /** One binary frame; without this handler a binary frame closes the connection with 1003. */
-  binary?(connection: Connection<Session>, data: Buffer): Promise<void> | void
+  binary?(connection: Connection<State, Frame>, data: Buffer): Promise<void> | void
   /** The connection is gone, whoever closed it; runs once. */
-  closed?(connection: Connection<Session>, code: number): void
+  closed?(connection: Connection<State, Frame>, code: number): void
   /** Before shutdown closes every socket with 1001: finish work in flight. */
   drain?(): Promise<void>
 }
@@ -50,9 +51,9 @@ const textFrame = { binary: false } as const
 /** A peer that has not completed the closing handshake by then is cut off. */
 const closeGraceMs = 2000
 
-export class Connection<Session> {
+export class Connection<State, Frame extends object = object> {
   /** The application's per-connection state. */
-  readonly session: Session
+  readonly state: State
   alive = true
   private closing = false
   private readonly queue: Array<{ data: Buffer, isBinary: boolean }> = []
@@ -60,25 +61,24 @@ export class Connection<Session> {
 
   constructor (
     readonly socket: WebSocket,
-    session: Session,
-    private readonly definition: EndpointDefinition<Session>,
+    state: State,
+    private readonly definition: EndpointDefinition<State, Frame>,
     /** The upgrade request's id, for logs. */
     readonly reqId: string,
     /** Shared by every connection of the endpoint (no closure per connection). */
-    private readonly onError: (error: unknown, connection: Connection<Session>) => void
+    private readonly onError: (error: unknown, connection: Connection<State, Frame>) => void
   ) {
-    this.session = session
+    this.state = state
   }
 
   get isOpen (): boolean {
     return !this.closing && this.socket.readyState === this.socket.OPEN
   }
 
-  /** Sends a text frame: a frame object, or data already encoded once for many receivers. */
-  send (frame: object | string | Buffer): void {
+  /** Sends a text frame: a frame, or one already encoded once for many receivers. */
+  send (frame: Frame | Buffer): void {
     if (!this.isOpen) return
-    if (Buffer.isBuffer(frame)) this.socket.send(frame, textFrame)
-    else this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame))
+    this.socket.send(Buffer.isBuffer(frame) ? frame : JSON.stringify(frame), textFrame)
     if (this.socket.bufferedAmount > this.definition.maxBufferedBytes) {
       this.close(CloseCode.tryAgainLater, 'too slow to keep up; reconnect with since')
     }
@@ -133,13 +133,13 @@ export class Connection<Session> {
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** @internal the session `open` made for an upgrading request. */
-    endpointSession?: unknown
+    /** @internal the connection state `open` made for an upgrading request. */
+    endpointState?: unknown
   }
 }
 
-export interface Endpoint<Session> {
-  readonly connections: ReadonlySet<Connection<Session>>
+export interface Endpoint<State, Frame extends object = object> {
+  readonly connections: ReadonlySet<Connection<State, Frame>>
 }
 
 /**
@@ -147,10 +147,10 @@ export interface Endpoint<Session> {
  * preValidation hook: a refusal answers the upgrade request with its status, and the
  * upgrade never happens.
  */
-export function addEndpoint<Session> (fastify: FastifyInstance, definition: EndpointDefinition<Session>): Endpoint<Session> {
-  const connections = new Set<Connection<Session>>()
+export function addEndpoint<State, Frame extends object = object> (fastify: FastifyInstance, definition: EndpointDefinition<State, Frame>): Endpoint<State, Frame> {
+  const connections = new Set<Connection<State, Frame>>()
   const endpoint = definition.name
-  const handlerFailed = (error: unknown, connection: Connection<Session>): void => {
+  const handlerFailed = (error: unknown, connection: Connection<State, Frame>): void => {
     fastify.log.error({ err: error, reqId: connection.reqId, endpoint }, 'endpoint handler failed')
   }
 
@@ -161,14 +161,14 @@ export function addEndpoint<Session> (fastify: FastifyInstance, definition: Endp
       if (isRefusal(result)) {
         return await reply.code(result.statusCode).send({ error: result.error, message: result.message })
       }
-      request.endpointSession = result
+      request.endpointState = result
     }
   }, (socket, request) => {
     // Nothing that lives as long as the socket holds the upgrade request: an idle
-    // connection should cost its socket and its session, not the whole HTTP exchange.
+    // connection should cost its socket and its state, not the whole HTTP exchange.
     const reqId = request.id
-    const connection = new Connection(socket, request.endpointSession as Session, definition, reqId, handlerFailed)
-    request.endpointSession = undefined
+    const connection = new Connection<State, Frame>(socket, request.endpointState as State, definition, reqId, handlerFailed)
+    request.endpointState = undefined
     // @fastify/websocket's error listener closes over the request and reply; this one does
     // the same job (log, then drop the socket) without them.
     socket.removeAllListeners('error')

@@ -1,4 +1,4 @@
-import type { Queryable } from './db/client.js'
+import type { Queryable } from './db/database.js'
 
 /** A leased share of a user's tokens is good for this long; what is left then is dropped. */
 const leaseTtlMs = 1000

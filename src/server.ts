@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
-import { DatabaseUnreachableError } from './db/client.js'
+import { DatabaseUnreachableError } from './db/database.js'
 
 /** SIGTERM / SIGINT: sockets closed, in-flight publishes finished, exit 0 within this. */
 const shutdownGraceMs = 10_000

@@ -1,7 +1,7 @@
 import type { SessionStore } from '@fastify/session'
 import type { Session } from 'fastify'
 import { and, eq, gt, lte, sql } from 'drizzle-orm'
-import type { Orm } from './db/client.js'
+import type { Orm } from './db/database.js'
 import { sessions } from './db/schema.js'
 import { HttpError } from './errors.js'
 

@@ -1,12 +1,13 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Database, Listener } from './db/client.js'
-import { isUniqueViolation } from './errors.js'
-import { readHistory, readRange, storeBatch, storeMessage, type NewMessage, type NotifyOptions, type PendingMessage, type StoredMessage } from './messages.js'
-import { maxSinceMessages, type MessageFrame } from './protocol.js'
+import { decodeNotification, encodeEvent, type BusEvent } from './bus-format.js'
+import type { Database, Listener } from './db/database.js'
+import { readHistory, readRange, type History, type NotifyOptions } from './message-store.js'
+import { maxSinceMessages, type MessageFrame, type ServerFrame } from './protocol.js'
 
 /** Whatever receives a topic's frames: a WebSocket connection, in practice. */
 export interface Subscriber {
-  send(frame: object | string | Buffer): void
+  /** A frame, or one already encoded once for many subscribers. */
+  send(frame: ServerFrame | Buffer): void
 }
 
 interface Subscription {
@@ -36,53 +37,33 @@ interface TopicState {
 const fillRetryMs = 500
 /** Rows read per query when filling a gap; a longer gap takes several. */
 const fillPageSize = 1000
-/** Publishes stored by one statement at most. */
-const maxBatchMessages = 256
-
-/** Events other than messages that every instance hears. */
-export type BusEvent =
-  | { kind: 'presence', topic: string, user: string, joined: boolean }
-  | { kind: 'logout', sessionKey: string }
 
 export class BusUnavailableError extends Error {
   override name = 'BusUnavailableError'
 }
 
-interface QueueEntry {
-  message: PendingMessage
-  committed: ((stored: StoredMessage) => void) | undefined
-  resolve: (stored: StoredMessage) => void
-  reject: (error: unknown) => void
-}
-
-/** The cross-instance part: a NOTIFY channel every instance LISTENs on. */
-export type BusTransport = NotifyOptions
-
 /**
- * The topic bus: publishes (store, then deliver) and subscriptions (history, then live).
- * The table is the truth: ids are gapless per topic, so a gap in what arrives here is seen
- * and filled from the table, and every subscriber gets each message once, in id order.
+ * The topic bus: subscriptions (history, then live) and ordered delivery. The table is the
+ * truth: ids are gapless per topic, so a gap in what arrives here is seen and filled from
+ * the table, and every subscriber gets each message once, in id order. Every frame a
+ * subscriber gets from the bus goes through `deliver`.
  *
- * Without a transport it is in-process; with one (a Postgres server), every publish also
- * NOTIFYs and what other instances commit arrives through `receive` like a local commit.
+ * Without a transport it is in-process; with one (a Postgres server), `listen` hears what
+ * other instances commit (src/bus-format.ts), and it arrives through `receive` like a
+ * local commit.
  */
 export class TopicBus {
   private readonly topics = new Map<string, TopicState>()
-  private readonly queue: QueueEntry[] = []
-  private flushing = false
   private closed = false
   private listener: Listener | undefined
   private readonly eventHandlers: Array<(event: BusEvent) => void> = []
   private readonly readyWaiters: Array<() => void> = []
 
-  /**
-   * Without a transport the bus is in-process (one instance, e.g. on PGlite); with one,
-   * every publish NOTIFYs in its transaction and `listen()` hears the other instances.
-   */
   constructor (
     private readonly db: Database,
     private readonly log: FastifyBaseLogger,
-    private readonly transport?: BusTransport
+    /** Where the other instances listen; undefined when there are none. */
+    readonly transport?: NotifyOptions
   ) {}
 
   /** Starts hearing the other instances: LISTEN, with reconnection and catch-up. */
@@ -110,101 +91,47 @@ export class TopicBus {
     await new Promise<void>((resolve) => { this.readyWaiters.push(resolve) })
   }
 
-  /**
-   * Stores a message and, once committed, delivers it to every subscriber on every
-   * instance. `committed` runs between the two, so a publisher hears its ack before its own
-   * message comes back. Publishes that arrive while a statement is running share the next
-   * one (group commit).
-   */
-  async publish (input: NewMessage, committed?: (stored: StoredMessage) => void): Promise<StoredMessage> {
-    if (!this.ready) throw new BusUnavailableError('the topic bus is reconnecting')
-    return await new Promise((resolve, reject) => {
-      this.queue.push({ message: { ...input, at: new Date() }, committed, resolve, reject })
-      if (!this.flushing) void this.flush()
-    })
-  }
-
-  private async flush (): Promise<void> {
-    this.flushing = true
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, maxBatchMessages)
-      try {
-        const frames = await storeBatch(this.db, batch.map((entry) => entry.message), this.transport)
-        batch.forEach((entry, i) => { this.settle(entry, { message: frames[i] as MessageFrame, duplicate: false }) })
-      } catch (error) {
-        if (!isUniqueViolation(error)) {
-          for (const entry of batch) entry.reject(error)
-          continue
-        }
-        // A ref used before: one by one, so that only that one answers with its first message.
-        for (const entry of batch) {
-          try {
-            this.settle(entry, await storeMessage(this.db, entry.message, this.transport))
-          } catch (error) {
-            entry.reject(error)
-          }
-        }
-      }
-    }
-    this.flushing = false
-  }
-
-  private settle (entry: QueueEntry, stored: StoredMessage): void {
-    entry.committed?.(stored)
-    if (!stored.duplicate) this.receive(stored.message)
-    entry.resolve(stored)
-  }
-
-  /** Tells every instance, this one included (except one local subscriber), about an event. */
-  announce (event: BusEvent, except?: Subscriber): void {
-    this.dispatch(event, except)
+  /** Tells every other instance about an event (this one handles its own). */
+  announce (event: BusEvent): void {
     if (this.transport === undefined) return
-    const payload = JSON.stringify({ i: this.transport.instanceId, e: event })
-    this.db.notify(this.transport.channel, payload).catch((error: unknown) => {
+    this.db.notify(this.transport.channel, encodeEvent(this.transport.instanceId, event)).catch((error: unknown) => {
       this.log.warn({ err: error, event: event.kind }, 'topic bus: announcing an event failed')
     })
   }
 
+  /** Events announced by other instances. */
   onEvent (handler: (event: BusEvent) => void): void {
     this.eventHandlers.push(handler)
   }
 
-  private dispatch (event: BusEvent, except?: Subscriber): void {
-    if (event.kind === 'presence') {
-      this.broadcast(event.topic, { type: event.joined ? 'joined' : 'left', topic: event.topic, user: event.user }, except)
-    }
-    for (const handler of this.eventHandlers) handler(event)
-  }
-
   /** A NOTIFY from an instance: its messages, where to read them, or an event. */
   private hear (payload: string): void {
-    let note: { i?: unknown, t?: unknown, f?: unknown, m?: unknown, n?: unknown, e?: unknown }
-    try {
-      note = JSON.parse(payload) as typeof note
-    } catch {
-      this.log.warn({ payload: payload.slice(0, 200) }, 'topic bus: a notification that is not JSON')
+    const note = decodeNotification(payload)
+    if (note === undefined) {
+      this.log.warn({ payload: payload.slice(0, 200) }, 'topic bus: a notification that is not ours')
       return
     }
-    if (note.i === this.transport?.instanceId) return
-    if (typeof note.t === 'string' && typeof note.f === 'number') {
-      const topic = note.t
-      const first = note.f
-      if (Array.isArray(note.m)) {
-        (note.m as Array<[string, string, string]>).forEach(([author, text, at], i) => {
-          this.receive({ type: 'message', topic, id: first + i, author, text, at })
+    if (note.instanceId === this.transport?.instanceId) return
+    switch (note.kind) {
+      case 'messages':
+        note.messages.forEach(({ author, text, at }, i) => {
+          this.receive({ type: 'message', topic: note.topic, id: note.firstId + i, author, text, at })
         })
-      } else if (typeof note.n === 'number') this.hint(topic, first + note.n - 1)
-    } else if (typeof note.e === 'object' && note.e !== null) {
-      this.dispatch(note.e as BusEvent)
+        return
+      case 'hint':
+        this.hint(note.topic, note.lastId)
+        return
+      case 'event':
+        for (const handler of this.eventHandlers) handler(note.event)
     }
   }
 
   /**
-   * Subscribes (or re-subscribes) and sends the `subscribed` frame with the history: the
+   * Subscribes (or re-subscribes) and sends the frame `subscribed` makes of the history: the
    * `historyLimit` most recent messages, or every one after `since`. Live messages follow it,
    * each once.
    */
-  async subscribe (topic: string, subscriber: Subscriber, options: { since?: number | undefined, historyLimit: number }): Promise<void> {
+  async subscribe (topic: string, subscriber: Subscriber, options: { since?: number | undefined, historyLimit: number }, subscribed: (history: History) => ServerFrame): Promise<void> {
     let state = this.topics.get(topic)
     if (state === undefined) {
       state = { subscribers: new Map(), lastId: undefined, pending: [], wanted: 0, readToEnd: false, filling: false }
@@ -228,9 +155,7 @@ export class TopicBus {
     // Unsubscribed (or subscribed again) while reading: that later call decides.
     if (state.subscribers.get(subscriber) !== subscription) return
 
-    subscriber.send(history.truncated
-      ? { type: 'subscribed', topic, history: history.messages, truncated: true }
-      : { type: 'subscribed', topic, history: history.messages })
+    this.deliver(subscriber, subscribed(history))
     const last = history.messages.at(-1)?.id
     subscription.cursor = history.truncated && last !== undefined ? last : Math.max(history.lastId, options.since ?? 0)
     const backlog = subscription.backlog ?? []
@@ -251,13 +176,18 @@ export class TopicBus {
   }
 
   /** Sends a notice (joined, left) to the topic's subscribers here, except one. */
-  broadcast (topic: string, frame: object, except?: Subscriber): void {
+  broadcast (topic: string, frame: ServerFrame, except?: Subscriber): void {
     const state = this.topics.get(topic)
     if (state === undefined) return
     const data = Buffer.from(JSON.stringify(frame))
     for (const [subscriber, subscription] of state.subscribers) {
-      if (subscriber !== except && subscription.backlog === undefined) subscriber.send(data)
+      if (subscriber !== except && subscription.backlog === undefined) this.deliver(subscriber, data)
     }
+  }
+
+  /** The one place where the bus hands a frame to a subscriber. */
+  private deliver (subscriber: Subscriber, frame: ServerFrame | Buffer): void {
+    subscriber.send(frame)
   }
 
   /** A message committed here or elsewhere: delivered in id order, once, gaps filled from the table. */
@@ -303,7 +233,7 @@ export class TopicBus {
       if (subscription.backlog !== undefined) subscription.backlog.push(frame)
       else if (frame.id > subscription.cursor) {
         subscription.cursor = frame.id
-        subscriber.send(data)
+        this.deliver(subscriber, data)
       }
     }
   }
@@ -311,7 +241,7 @@ export class TopicBus {
   private sendTo (subscriber: Subscriber, subscription: Subscription | undefined, frame: MessageFrame): void {
     if (subscription === undefined || frame.id <= subscription.cursor) return
     subscription.cursor = frame.id
-    subscriber.send(frame)
+    this.deliver(subscriber, frame)
   }
 
   /** Delivers what is pending in order; whatever is still missing is read from the table. */

@@ -1,5 +1,5 @@
 import { eq, sql } from 'drizzle-orm'
-import type { Orm } from './db/client.js'
+import type { Orm } from './db/database.js'
 import { users } from './db/schema.js'
 import { isUniqueViolation } from './errors.js'
 

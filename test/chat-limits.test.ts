@@ -153,7 +153,7 @@ t.test('a consumer too slow to keep up is closed with 1013', async (t) => {
   // The slow one stops reading; the server's send buffer for it can only grow.
   const raw = (slow.socket as unknown as { _socket: import('node:net').Socket })._socket
   raw.pause()
-  const notice = { type: 'joined', topic: 'firehose', user: 'x'.repeat(60_000) }
+  const notice = { type: 'joined', topic: 'firehose', user: 'x'.repeat(60_000) } as const
   const openConnections = () => [...app.chatConnections].filter((connection) => connection.isOpen).length
   let sent = 0
   while (openConnections() === 2 && sent < 10_000) {

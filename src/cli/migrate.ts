@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs'
 import { ConfigError, loadConfig } from '../config.js'
-import { DatabaseUnreachableError, describeUrl, openDatabase } from '../db/client.js'
+import { DatabaseUnreachableError, describeUrl, openDatabase } from '../db/database.js'
 
 // The operator's step before rolling out instances on a shared Postgres: apply pending
 // migrations to DATABASE_URL, or to the embedded database under DATA_DIR.

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
-import { migrationsFolder, openDatabase } from '../../src/db/client.js'
+import { migrationsFolder, openDatabase } from '../../src/db/database.js'
 
 export interface TestContext {
   teardown(fn: () => unknown): void

@@ -1,6 +1,15 @@
-import type { Queryable } from './db/client.js'
+import { getTableName } from 'drizzle-orm'
+import { encodeMessages } from './bus-format.js'
+import type { Queryable } from './db/database.js'
+import { messages, topics } from './db/schema.js'
 import { isUniqueViolation } from './errors.js'
 import type { MessageFrame } from './protocol.js'
+
+/**
+ * The message store: every message in Postgres, numbered per topic without gaps and in
+ * commit order, and read back as history, catch-up ranges and older pages. The raw SQL
+ * names its tables and columns from src/db/schema.ts, so the two cannot drift apart.
+ */
 
 export interface NewMessage {
   topic: string
@@ -11,39 +20,49 @@ export interface NewMessage {
   ref: string | undefined
 }
 
+export interface PendingMessage extends NewMessage {
+  /** The server's time of the publish. */
+  at: Date
+}
+
 export interface StoredMessage {
   message: MessageFrame
   /** True when the ref had been used before: nothing new was stored. */
   duplicate: boolean
 }
 
-interface MessageRow { topic: string, id: number, author: string, text: string, at: Date }
+/** Where a batch's NOTIFY goes, and who sends it (so that it does not deliver its own twice). */
+export interface NotifyOptions {
+  channel: string
+  instanceId: string
+}
 
-const columns = 'topic, id, author, text, at'
+const M = getTableName(messages)
+const T = getTableName(topics)
+const m = {
+  topic: messages.topic.name,
+  id: messages.id.name,
+  authorId: messages.authorId.name,
+  author: messages.author.name,
+  text: messages.text.name,
+  ref: messages.ref.name,
+  at: messages.at.name
+}
+const t = { name: topics.name.name, lastId: topics.lastId.name }
+
+interface MessageRow { topic: string, id: number, author: string, text: string, at: Date }
+const columns = `${m.topic} AS topic, ${m.id} AS id, ${m.author} AS author, ${m.text} AS text, ${m.at} AS at`
 
 export function toFrame (row: MessageRow): MessageFrame {
   return { type: 'message', topic: row.topic, id: row.id, author: row.author, text: row.text, at: row.at.toISOString() }
 }
-
-/** What a publish NOTIFY carries, and where: see encodeNotification. */
-export interface NotifyOptions {
-  channel: string
-  /** This instance, so that it does not deliver its own messages a second time. */
-  instanceId: string
-}
-
-/**
- * NOTIFY payloads must stay under 8000 bytes, counted in bytes; leave room for the first id
- * (at most 20 digits) that the database splices in.
- */
-export const maxNotifyPayloadBytes = 7900
 
 /**
  * Stores a batch of messages in one statement, so one transaction and one commit serve
  * them all (group commit). Each topic's sequence is bumped once under its row lock, in
  * topic order (no deadlock between instances), so ids within a topic are gapless and in
  * commit order. With `notify`, the same statement sends one NOTIFY per topic, delivered at
- * commit: the messages themselves when they fit, else only where they are.
+ * commit (src/bus-format.ts).
  *
  * A repeated ref fails the whole statement (unique index) and takes no sequence number.
  */
@@ -54,15 +73,15 @@ WITH input AS (
 ), counts AS (
   SELECT topic, count(*)::int8 AS n FROM input GROUP BY topic
 ), seq AS (
-  INSERT INTO topics AS t (name, last_id) SELECT topic, n FROM counts ORDER BY topic
-  ON CONFLICT (name) DO UPDATE SET last_id = t.last_id + excluded.last_id
-  RETURNING name, last_id
+  INSERT INTO ${T} AS t (${t.name}, ${t.lastId}) SELECT topic, n FROM counts ORDER BY topic
+  ON CONFLICT (${t.name}) DO UPDATE SET ${t.lastId} = t.${t.lastId} + excluded.${t.lastId}
+  RETURNING ${t.name} AS name, ${t.lastId} AS last_id
 ), numbered AS (
   SELECT i.topic, s.last_id - c.n + row_number() OVER (PARTITION BY i.topic ORDER BY i.ord) AS id,
          i.author_id, i.author, i.text, i.ref, i.at
   FROM input i JOIN seq s ON s.name = i.topic JOIN counts c ON c.topic = i.topic
 ), inserted AS (
-  INSERT INTO messages (topic, id, author_id, author, text, ref, at)
+  INSERT INTO ${M} (${m.topic}, ${m.id}, ${m.authorId}, ${m.author}, ${m.text}, ${m.ref}, ${m.at})
   SELECT topic, id, author_id, author, text, ref, at FROM numbered ORDER BY topic, id
   RETURNING 1
 ), notified AS (
@@ -73,23 +92,6 @@ WITH input AS (
 SELECT s.name AS topic, s.last_id - c.n + 1 AS first_id,
        (SELECT count(*) FROM inserted)::int AS inserted, (SELECT count(*) FROM notified)::int AS notified
 FROM seq s JOIN counts c ON c.topic = s.name`
-
-export interface PendingMessage extends NewMessage {
-  /** The server's time of the publish. */
-  at: Date
-}
-
-/**
- * The NOTIFY payload for one topic's messages of a batch, split around the first id, which
- * only the database knows: `{"i":instance,"t":topic,"f":firstId,"m":[[author,text,at],…]}`,
- * or `{"i","t","f","n":count}` when the messages do not fit.
- */
-export function encodeNotification (instanceId: string, topic: string, messages: readonly PendingMessage[]): { head: string, tail: string } {
-  const head = `{"i":${JSON.stringify(instanceId)},"t":${JSON.stringify(topic)},"f":`
-  const full = `,"m":${JSON.stringify(messages.map((m) => [m.author, m.text, m.at.toISOString()]))}}`
-  if (Buffer.byteLength(head) + Buffer.byteLength(full) <= maxNotifyPayloadBytes) return { head, tail: full }
-  return { head, tail: `,"n":${messages.length}}` }
-}
 
 /** Stores the batch; returns each message as stored, in the order given. */
 export async function storeBatch (db: Queryable, batch: readonly PendingMessage[], notify?: NotifyOptions): Promise<MessageFrame[]> {
@@ -103,7 +105,7 @@ export async function storeBatch (db: Queryable, batch: readonly PendingMessage[
   const tails: string[] = []
   if (notify !== undefined) {
     for (const [topic, messages] of byTopic) {
-      const { head, tail } = encodeNotification(notify.instanceId, topic, messages)
+      const { head, tail } = encodeMessages(notify.instanceId, topic, messages)
       heads.push(head)
       tails.push(tail)
     }
@@ -140,7 +142,7 @@ export async function storeMessage (db: Queryable, input: PendingMessage, notify
 }
 
 export async function findByRef (db: Queryable, authorId: number, ref: string): Promise<MessageFrame | undefined> {
-  const [row] = await db.query<MessageRow>(`SELECT ${columns} FROM messages WHERE author_id = $1 AND ref = $2`, [authorId, ref])
+  const [row] = await db.query<MessageRow>(`SELECT ${columns} FROM ${M} WHERE ${m.authorId} = $1 AND ${m.ref} = $2`, [authorId, ref])
   return row === undefined ? undefined : toFrame(row)
 }
 
@@ -151,6 +153,14 @@ export interface History {
   truncated: boolean
 }
 
+const lastIdOf = `coalesce((SELECT ${t.lastId} FROM ${T} WHERE ${t.name} = $1), 0) AS last_id`
+const historyRecentSql = `SELECT h.*, ${lastIdOf} FROM (
+  SELECT ${columns} FROM ${M} WHERE ${m.topic} = $1 ORDER BY ${m.id} DESC LIMIT $2) h
+RIGHT JOIN (SELECT 1) one ON true ORDER BY h.id`
+const historySinceSql = `SELECT h.*, ${lastIdOf} FROM (
+  SELECT ${columns} FROM ${M} WHERE ${m.topic} = $1 AND ${m.id} > $2 ORDER BY ${m.id} LIMIT $3) h
+RIGHT JOIN (SELECT 1) one ON true ORDER BY h.id`
+
 /**
  * The `limit` most recent messages, oldest first, or with `since`, every message after that
  * id (at most `maxSince`), together with the topic's last id from the same snapshot.
@@ -158,13 +168,7 @@ export interface History {
 export async function readHistory (db: Queryable, topic: string, options: { limit: number } | { since: number, maxSince: number }): Promise<History> {
   const recent = 'limit' in options
   const rows = await db.query<MessageRow & { last_id: number }>(
-    recent
-      ? `SELECT m.*, coalesce((SELECT last_id FROM topics WHERE name = $1), 0) AS last_id FROM (
-           SELECT ${columns} FROM messages WHERE topic = $1 ORDER BY id DESC LIMIT $2) m
-         RIGHT JOIN (SELECT 1) one ON true ORDER BY m.id`
-      : `SELECT m.*, coalesce((SELECT last_id FROM topics WHERE name = $1), 0) AS last_id FROM (
-           SELECT ${columns} FROM messages WHERE topic = $1 AND id > $2 ORDER BY id LIMIT $3) m
-         RIGHT JOIN (SELECT 1) one ON true ORDER BY m.id`,
+    recent ? historyRecentSql : historySinceSql,
     recent ? [topic, options.limit] : [topic, options.since, options.maxSince + 1],
     recent ? 'canopy_history_recent' : 'canopy_history_since'
   )
@@ -178,7 +182,7 @@ export async function readHistory (db: Queryable, topic: string, options: { limi
 /** Up to `limit` messages with afterId < id ≤ toId (no upper bound without toId), oldest first: fills a gap. */
 export async function readRange (db: Queryable, topic: string, afterId: number, toId: number | undefined, limit: number): Promise<MessageFrame[]> {
   const rows = await db.query<MessageRow>(
-    `SELECT ${columns} FROM messages WHERE topic = $1 AND id > $2 AND id <= coalesce($3, id) ORDER BY id LIMIT $4`,
+    `SELECT ${columns} FROM ${M} WHERE ${m.topic} = $1 AND ${m.id} > $2 AND ${m.id} <= coalesce($3, ${m.id}) ORDER BY ${m.id} LIMIT $4`,
     [topic, afterId, toId ?? null, limit])
   return rows.map(toFrame)
 }
@@ -186,7 +190,7 @@ export async function readRange (db: Queryable, topic: string, afterId: number, 
 /** An older page for scrolling back: the `limit` messages before `before`, oldest first. */
 export async function readPage (db: Queryable, topic: string, before: number | undefined, limit: number): Promise<MessageFrame[]> {
   const rows = before === undefined
-    ? await db.query<MessageRow>(`SELECT ${columns} FROM messages WHERE topic = $1 ORDER BY id DESC LIMIT $2`, [topic, limit])
-    : await db.query<MessageRow>(`SELECT ${columns} FROM messages WHERE topic = $1 AND id < $2 ORDER BY id DESC LIMIT $3`, [topic, before, limit])
+    ? await db.query<MessageRow>(`SELECT ${columns} FROM ${M} WHERE ${m.topic} = $1 ORDER BY ${m.id} DESC LIMIT $2`, [topic, limit])
+    : await db.query<MessageRow>(`SELECT ${columns} FROM ${M} WHERE ${m.topic} = $1 AND ${m.id} < $2 ORDER BY ${m.id} DESC LIMIT $3`, [topic, before, limit])
   return rows.reverse().map(toFrame)
 }

@@ -1,0 +1,71 @@
+/**
+ * The format between instances, in one place: every NOTIFY that Canopy sends on its one
+ * channel, how it is encoded (with its fallback when a payload would be too large) and how
+ * it is read back.
+ */
+
+/** The one NOTIFY channel of every topic: no LISTEN per topic, no identifier truncation. */
+export const busChannel = 'canopy_bus'
+
+/**
+ * NOTIFY payloads must stay under 8000 bytes, counted in bytes; leave room for the first id
+ * (at most 20 digits) that the database splices in.
+ */
+export const maxNotifyPayloadBytes = 7900
+
+/** Events other than messages that every instance hears. */
+export type BusEvent =
+  | { kind: 'presence', topic: string, user: string, joined: boolean }
+  | { kind: 'logout', sessionKey: string }
+
+/** What a message's NOTIFY carries of it; the topic and the id come with the batch. */
+export interface NotifiedMessage {
+  author: string
+  text: string
+  at: Date
+}
+
+/**
+ * One topic's messages of a batch, split around the first id, which only the database
+ * knows (it joins head + firstId + tail): `{"i":instance,"t":topic,"f":firstId,"m":[[author,
+ * text,at],…]}`, or `{"i","t","f","n":count}` when the messages do not fit in a payload —
+ * a hint to read them from the table.
+ */
+export function encodeMessages (instanceId: string, topic: string, messages: readonly NotifiedMessage[]): { head: string, tail: string } {
+  const head = `{"i":${JSON.stringify(instanceId)},"t":${JSON.stringify(topic)},"f":`
+  const full = `,"m":${JSON.stringify(messages.map((m) => [m.author, m.text, m.at.toISOString()]))}}`
+  if (Buffer.byteLength(head) + Buffer.byteLength(full) <= maxNotifyPayloadBytes) return { head, tail: full }
+  return { head, tail: `,"n":${messages.length}}` }
+}
+
+/** An event for every instance: `{"i":instance,"e":event}`. */
+export function encodeEvent (instanceId: string, event: BusEvent): string {
+  return JSON.stringify({ i: instanceId, e: event })
+}
+
+export type Notification =
+  | { kind: 'messages', instanceId: string, topic: string, firstId: number, messages: Array<{ author: string, text: string, at: string }> }
+  | { kind: 'hint', instanceId: string, topic: string, lastId: number }
+  | { kind: 'event', instanceId: string, event: BusEvent }
+
+/** Reads a payload back; undefined when it is not one of ours. */
+export function decodeNotification (payload: string): Notification | undefined {
+  let note: { i?: unknown, t?: unknown, f?: unknown, m?: unknown, n?: unknown, e?: unknown }
+  try {
+    note = JSON.parse(payload) as typeof note
+  } catch {
+    return undefined
+  }
+  if (typeof note !== 'object' || note === null || typeof note.i !== 'string') return undefined
+  const instanceId = note.i
+  if (typeof note.t === 'string' && typeof note.f === 'number') {
+    if (Array.isArray(note.m)) {
+      const messages = (note.m as Array<[string, string, string]>).map(([author, text, at]) => ({ author, text, at }))
+      return { kind: 'messages', instanceId, topic: note.t, firstId: note.f, messages }
+    }
+    if (typeof note.n === 'number') return { kind: 'hint', instanceId, topic: note.t, lastId: note.f + note.n - 1 }
+    return undefined
+  }
+  if (typeof note.e === 'object' && note.e !== null) return { kind: 'event', instanceId, event: note.e as BusEvent }
+  return undefined
+}

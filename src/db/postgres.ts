@@ -1,0 +1,66 @@
+import { drizzle } from 'drizzle-orm/node-postgres'
+import { migrate } from 'drizzle-orm/node-postgres/migrator'
+import pg from 'pg'
+import { DatabaseUnreachableError, describeUrl, migrationsFolder, parseInt8, type Database, type Orm } from './database.js'
+import { listenWithReconnect } from './listener.js'
+import * as schema from './schema.js'
+
+/** Any key will do as long as every Canopy instance uses the same one. */
+const migrationLockKey = 0x63616e6f
+
+const pgTypes = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === 20 ? parseInt8 : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser
+}
+
+/** A Postgres server through a `pg` pool, shared with every other instance on it. */
+export async function openPostgres (url: string): Promise<Database> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    application_name: 'canopy',
+    max: 10,
+    connectionTimeoutMillis: 10_000,
+    keepAlive: true,
+    types: pgTypes
+  })
+  // An idle client that loses its server emits here; the pool drops it and makes a new one.
+  pool.on('error', () => {})
+  try {
+    const client = await pool.connect()
+    client.release()
+  } catch (error) {
+    await pool.end()
+    throw new DatabaseUnreachableError(`Cannot reach the database at ${describeUrl(url)}: ${(error as Error).message}`)
+  }
+  return {
+    description: `Postgres at ${describeUrl(url)}`,
+    shared: true,
+    orm: drizzle(pool, { schema }) as unknown as Orm,
+    async query<Row extends object>(text: string, params?: unknown[], name?: string) {
+      return (await pool.query<Row>(name === undefined ? { text, values: params } : { name, text, values: params })).rows
+    },
+    async listen (channel, handlers) {
+      return await listenWithReconnect({ connectionString: url, types: pgTypes }, channel, handlers)
+    },
+    async notify (channel, payload) {
+      await pool.query('SELECT pg_notify($1, $2)', [channel, payload])
+    },
+    async migrate () {
+      // Instances starting together on one database take turns; the first one migrates.
+      const client = await pool.connect()
+      try {
+        await client.query('SELECT pg_advisory_lock($1)', [migrationLockKey])
+        try {
+          await migrate(drizzle(client, { schema }), { migrationsFolder })
+        } finally {
+          await client.query('SELECT pg_advisory_unlock($1)', [migrationLockKey])
+        }
+      } finally {
+        client.release()
+      }
+    },
+    async close () {
+      await pool.end()
+    }
+  }
+}
