@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
+import type { BenchResults } from '../bench/report.js'
 import { tempDir } from './helpers/app.js'
 
 /**
@@ -10,13 +11,6 @@ import { tempDir } from './helpers/app.js'
  * three systems. This asserts only that it completes with sane figures, never a speed.
  * Canopy runs from source through tsx, so no build (dist/) is needed.
  */
-
-interface Cell { failed?: string, summaries: Record<string, { median: number }> }
-interface Report {
-  scenarios: Array<{ id: string, systems: Record<string, Cell>, figures: Array<{ key: string }> }>
-  table: string
-  machine: { cores: number, node: string, postgres: string }
-}
 
 const latest = join(import.meta.dirname, '..', 'bench', 'results', 'latest.json')
 
@@ -33,13 +27,14 @@ t.test('the quick bench runs every scenario on every system with sane figures', 
   const [code] = await once(child, 'exit') as [number | null]
   t.equal(code, 0, output.slice(-3000))
 
-  const report = JSON.parse(readFileSync(out, 'utf8')) as Report
+  const report = JSON.parse(readFileSync(out, 'utf8')) as BenchResults
   t.ok(report.machine.cores > 0 && report.machine.node.startsWith('v') && report.machine.postgres !== '', 'machine described')
   t.same(report.scenarios.map((s) => s.id),
     ['fanout-100', 'fanout-1000', 'fanout-100-2i', 'publish-heavy-2i', 'latency-1i', 'latency-2i', 'idle-memory', 'connect-history'])
   const problems: string[] = []
   for (const scenario of report.scenarios) {
     for (const [column, cell] of Object.entries(scenario.systems)) {
+      if (cell === undefined) continue
       if (cell.failed !== undefined) { problems.push(`${scenario.id} ${column} failed: ${cell.failed}`); continue }
       for (const { key } of scenario.figures) {
         const value = cell.summaries[key]?.median

@@ -1,17 +1,8 @@
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildTestApp, register } from './helpers/app.js'
 import { connect, type ChatClient } from './helpers/chat.js'
-import { startPostgres, type TestPostgres } from './helpers/postgres.js'
+import { startInstances } from './helpers/instances.js'
 import { CloseCode, type MessageFrame } from '../src/protocol.js'
-
-const sharedSecret = 'one-secret-shared-by-every-instance!'
-
-async function instances (t: Test, postgres: TestPostgres, count: number): Promise<FastifyInstance[]> {
-  const apps: FastifyInstance[] = []
-  for (let i = 0; i < count; i++) apps.push(await buildTestApp(t, { DATABASE_URL: postgres.url, SESSION_SECRET: sharedSecret, PUBLISH_RATE: '10000', PUBLISH_BURST: '10000', MAX_MESSAGE_CHARS: '30000' }))
-  return apps
-}
 
 /** Collects `count` messages of a topic from a client, failing on a duplicate id. */
 async function collect (t: Test, client: ChatClient, count: number): Promise<MessageFrame[]> {
@@ -43,10 +34,7 @@ async function publishUntilAcked (client: ChatClient, app: FastifyInstance, topi
 }
 
 t.test('instances on one Postgres act as one', async (t) => {
-  const postgres = await startPostgres(t)
-  const [a, b, c] = await instances(t, postgres, 3) as [FastifyInstance, FastifyInstance, FastifyInstance]
-  const alice = await register(a)
-  const bob = await register(b)
+  const { instances: [{ app: a, user: alice }, { app: b, user: bob }, { app: c, user: carol }] } = await startInstances(t, 3)
 
   await t.test('a message published on one instance reaches subscribers on all, with presence', async (t) => {
     const onA = await connect(a, alice.cookie, { topic: 'across' })
@@ -78,7 +66,6 @@ t.test('instances on one Postgres act as one', async (t) => {
   })
 
   await t.test('a message of 25 KB crosses instances intact', async (t) => {
-    const carol = await register(a)
     const onA = await connect(a, carol.cookie, { topic: 'big' })
     const onB = await connect(b, bob.cookie, { topic: 'big' })
     await onA.nextOf('subscribed')
@@ -96,11 +83,7 @@ t.test('instances on one Postgres act as one', async (t) => {
 })
 
 t.test('the publish rate limit is per user across instances', async (t) => {
-  const postgres = await startPostgres(t)
-  const env = { DATABASE_URL: postgres.url, SESSION_SECRET: sharedSecret, PUBLISH_RATE: '0.001', PUBLISH_BURST: '4' }
-  const a = await buildTestApp(t, env)
-  const b = await buildTestApp(t, env)
-  const { cookie } = await register(a)
+  const { instances: [{ app: a, user: { cookie } }, { app: b }] } = await startInstances(t, 2, { PUBLISH_RATE: '0.001', PUBLISH_BURST: '4' })
   const post = async (app: FastifyInstance, ref: string) =>
     (await app.inject({ method: 'POST', url: '/api/topics/limits/messages', headers: { cookie }, payload: { text: ref, ref } })).statusCode
   t.same([await post(a, 'a1'), await post(b, 'b1'), await post(a, 'a2'), await post(b, 'b2')], [201, 201, 201, 201], 'the burst, spent on two instances')
@@ -109,10 +92,7 @@ t.test('the publish rate limit is per user across instances', async (t) => {
 })
 
 t.test('200 concurrent publishes from each of two instances: every subscriber gets all, once, in order', async (t) => {
-  const postgres = await startPostgres(t)
-  const [a, b] = await instances(t, postgres, 2) as [FastifyInstance, FastifyInstance]
-  const alice = await register(a)
-  const bob = await register(b)
+  const { instances: [{ app: a, user: alice }, { app: b, user: bob }] } = await startInstances(t, 2)
   const subscribers = [await connect(a, bob.cookie, { topic: 'load' }), await connect(b, alice.cookie, { topic: 'load' })]
   for (const s of subscribers) await s.nextOf('subscribed')
   const publishers = [await connect(a, alice.cookie, { topic: 'quiet' }), await connect(b, bob.cookie, { topic: 'quiet' })]
@@ -139,10 +119,7 @@ t.test('200 concurrent publishes from each of two instances: every subscriber ge
 })
 
 t.test('LISTEN connections killed while messages are published: nothing lost, nothing twice', async (t) => {
-  const postgres = await startPostgres(t)
-  const [a, b] = await instances(t, postgres, 2) as [FastifyInstance, FastifyInstance]
-  const alice = await register(a)
-  const bob = await register(b)
+  const { postgres, instances: [{ app: a, user: alice }, { app: b, user: bob }] } = await startInstances(t, 2)
   const watchers = [await connect(a, bob.cookie, { topic: 'kill' }), await connect(b, alice.cookie, { topic: 'kill' })]
   for (const w of watchers) await w.nextOf('subscribed')
   const publishers = [await connect(a, alice.cookie, { topic: 'quiet' }), await connect(b, bob.cookie, { topic: 'quiet' })]
@@ -166,10 +143,7 @@ t.test('LISTEN connections killed while messages are published: nothing lost, no
 })
 
 t.test("one instance's LISTEN killed while another publishes: it catches up from the table", async (t) => {
-  const postgres = await startPostgres(t)
-  const [a, b] = await instances(t, postgres, 2) as [FastifyInstance, FastifyInstance]
-  const alice = await register(a)
-  const bob = await register(b)
+  const { postgres, instances: [{ app: a, user: alice }, { app: b, user: bob }] } = await startInstances(t, 2)
   const watcher = await connect(b, bob.cookie, { topic: 'deaf' })
   await watcher.nextOf('subscribed')
   const publisher = await connect(a, alice.cookie, { topic: 'quiet' })
@@ -188,14 +162,11 @@ t.test("one instance's LISTEN killed while another publishes: it catches up from
 })
 
 t.test('the Postgres server stopped and started: unavailable meanwhile, then everything resumes', async (t) => {
-  const postgres = await startPostgres(t)
+  const { postgres, instances: [{ app: a, user: alice }, { app: b, user: bob }] } = await startInstances(t, 2)
   if (postgres.stop === undefined || postgres.start === undefined) {
     t.comment('skipped: needs a Postgres server this test may stop (unset TEST_DATABASE_URL)')
     return
   }
-  const [a, b] = await instances(t, postgres, 2) as [FastifyInstance, FastifyInstance]
-  const alice = await register(a)
-  const bob = await register(b)
   const watcher = await connect(b, bob.cookie, { topic: 'restart' })
   await watcher.nextOf('subscribed')
   const publisher = await connect(a, alice.cookie, { topic: 'restart' })
