@@ -4,7 +4,8 @@ import { Type, type Static, type TypeBoxTypeProvider } from '@fastify/type-provi
 import { HttpError } from '../src/errors.js'
 import { hashPassword, verifyPassword } from '../src/passwords.js'
 import { createUser, findUserByName, type User } from '../src/users.js'
-import { newWsTicket, sessionCookieName } from './session.js'
+import { sessionCookieName } from '../src/session-store.js'
+import { newWsTicket } from '../src/tickets.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

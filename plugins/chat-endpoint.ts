@@ -6,7 +6,7 @@ import type { History } from '../src/message-store.js'
 import { CloseCode, defaultTopic, errorFrame, isValidTopic, parseClientFrame, type ClientFrame, type ErrorCode, type ServerFrame } from '../src/protocol.js'
 import { TokenBuckets } from '../src/token-bucket.js'
 import type { User } from '../src/users.js'
-import { showsItsTicket } from './session.js'
+import { showsItsTicket } from '../src/tickets.js'
 
 /** What the chat keeps per connection. */
 interface ChatState {

@@ -29,4 +29,4 @@ export default fp(async function health (fastify) {
     if (Object.keys(failures).length === 0) return { status: 'ready' }
     return await reply.code(503).send({ error: 'not_ready', message: Object.entries(failures).map(([name, why]) => `${name}: ${why}`).join('; ') })
   })
-}, { name: 'health', dependencies: ['database'] })
+}, { name: 'health', fastify: '5.x', dependencies: ['database'] })

@@ -22,4 +22,4 @@ export default fp(async function security (fastify) {
     // HSTS only where the operator serves HTTPS, which production implies.
     hsts: fastify.config.production
   })
-}, { name: 'security', dependencies: ['config'] })
+}, { name: 'security', fastify: '5.x', dependencies: ['config'] })

@@ -1,9 +1,8 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto'
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import type { FastifyRequest } from 'fastify'
-import { PostgresSessionStore } from '../src/session-store.js'
+import { PostgresSessionStore, sessionCookieName } from '../src/session-store.js'
 import { HttpError } from '../src/errors.js'
 import type { User } from '../src/users.js'
 
@@ -27,24 +26,6 @@ declare module 'fastify' {
 
 const sessionMaxAgeMs = 7 * 24 * 3600 * 1000
 const expiredSweepMs = 10 * 60 * 1000
-export const sessionCookieName = 'canopy.sid'
-
-export function newWsTicket (): string {
-  return randomBytes(24).toString('base64url')
-}
-
-/**
- * Whether the request's `ticket` query parameter is its HTTP session's wsTicket (GET
- * /api/me), compared in constant time: what every WebSocket endpoint checks in open.
- */
-export function showsItsTicket (request: FastifyRequest): boolean {
-  const { ticket } = request.query as { ticket?: unknown }
-  const expected = request.session.wsTicket
-  if (typeof ticket !== 'string' || expected === undefined) return false
-  const given = Buffer.from(ticket)
-  const wanted = Buffer.from(expected)
-  return given.length === wanted.length && timingSafeEqual(given, wanted)
-}
 
 export default fp(async function session (fastify) {
   const store = new PostgresSessionStore(fastify.db.orm, sessionMaxAgeMs)
@@ -86,4 +67,4 @@ export default fp(async function session (fastify) {
   const timer = setInterval(() => { void sweep() }, expiredSweepMs).unref()
   fastify.addHook('onReady', sweep)
   fastify.addHook('onClose', async () => { clearInterval(timer) })
-}, { name: 'session', dependencies: ['config', 'database'] })
+}, { name: 'session', fastify: '5.x', dependencies: ['config', 'database'] })

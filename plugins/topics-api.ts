@@ -35,4 +35,4 @@ export default fp(async function topicsApi (fastify) {
     if (!outcome.ok) throw new HttpError(statusByErrorCode[outcome.code], outcome.code, outcome.message)
     return await reply.code(201).send({ message: outcome.message })
   })
-}, { name: 'topics-api', dependencies: ['session', 'publish'] })
+}, { name: 'topics-api', fastify: '5.x', dependencies: ['config', 'database', 'session', 'publish'] })

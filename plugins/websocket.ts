@@ -14,4 +14,4 @@ export default fp(async function websocketServer (fastify) {
       done()
     }
   })
-}, { name: 'websocket' })
+}, { name: 'websocket', fastify: '5.x' })

@@ -44,7 +44,7 @@ export function fastifyOptions (config: Config): FastifyServerOptions {
 /** The app factory: every plugin of Canopy, composed in dependency order. */
 export async function buildApp (config: Config): Promise<FastifyInstance> {
   const app = Fastify(fastifyOptions(config))
-  await app.register(fp(async (fastify) => { fastify.decorate('config', config) }, { name: 'config' }))
+  await app.register(fp(async (fastify) => { fastify.decorate('config', config) }, { name: 'config', fastify: '5.x' }))
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler(async (request, reply) => {
     return await reply.code(404).send({ error: 'not_found', message: `No route for ${request.method} ${request.url.split('?')[0] ?? ''}` })

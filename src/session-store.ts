@@ -5,6 +5,9 @@ import type { Orm } from './db/database.js'
 import { sessions } from './db/schema.js'
 import { HttpError } from './errors.js'
 
+/** The HTTP session's cookie: set at login, cleared at logout. */
+export const sessionCookieName = 'canopy.sid'
+
 type Callback = (error?: unknown) => void
 type CallbackSession = (error: unknown, session?: Session | null) => void
 
