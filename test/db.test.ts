@@ -1,12 +1,7 @@
 import t from 'tap'
-import { getTableName, isTable } from 'drizzle-orm'
-import * as schema from '../src/db/schema.js'
 import { DatabaseUnreachableError, openDatabase } from '../src/db/database.js'
-import { buildTestApp, tempDir } from './helpers/app.js'
+import { buildTestApp, schemaTables, tempDir } from './helpers/app.js'
 import { forEachEngine } from './helpers/postgres.js'
-
-/** Every table src/db/schema.ts declares: what the migrations must build. */
-const schemaTables = Object.values(schema).filter((value) => isTable(value)).map((table) => getTableName(table)).sort()
 
 forEachEngine(t, async (t, env) => {
   await t.test('migrations build every table on an empty database, once', async (t) => {

@@ -3,9 +3,11 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync,
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import { getTableName, isTable } from 'drizzle-orm'
 import { buildApp } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import { migrationsFolder, openDatabase } from '../../src/db/database.js'
+import * as schema from '../../src/db/schema.js'
 
 export interface TestContext {
   teardown(fn: () => unknown): void
@@ -84,3 +86,6 @@ export async function register (app: FastifyInstance, username = uniqueName(), p
   if (response.statusCode !== 201) throw new Error(`register ${username}: ${response.statusCode} ${response.body}`)
   return { cookie: sessionCookie(response), username, id: response.json<{ user: { id: number } }>().user.id }
 }
+
+/** Every table src/db/schema.ts declares, sorted: what the migrations must build. */
+export const schemaTables = Object.values(schema).filter((value) => isTable(value)).map((table) => getTableName(table)).sort()
