@@ -1,31 +1,23 @@
 import t, { type Test } from 'tap'
-import { existsSync, mkdirSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
+import { mkdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import type { FastifyInstance } from 'fastify'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { buildApp } from '../../src/app.js'
 import type { Config } from '../../src/config.js'
 import { projectRoot } from '../../src/paths.js'
 import { register, tempDir, testConfig, uniqueName } from '../helpers/app.js'
+import { chromiumArgs, chromiumPath, listen, logItems, waitForConnection, waitMs, type LogItem } from './page.js'
 
 /**
  * The chat page end to end, in Debian's Chromium driven by playwright-core: two people in
  * two browser contexts, against a real server that is restarted halfway through.
  */
 
-const chromiumPath = [process.env.CHROMIUM_PATH, '/usr/bin/chromium']
-  .find((path): path is string => path !== undefined && path !== '' && existsSync(path))
-
-const chromiumArgs = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync']
 const screenshotDir = fileURLToPath(new URL('test-output/screenshots/', projectRoot))
-const waitMs = 20_000
 const password = 'correct horse battery'
 /** Small, so that a reload shows only part of the topic and a restart leaves a gap to catch up. */
 const historyLimit = 10
 
-interface LogItem { id: number | undefined, author: string, text: string, status: string, pending: boolean }
 interface ConsoleError { page: string, phase: string, text: string, url: string }
 
 /**
@@ -42,22 +34,6 @@ const expectedConsoleErrors: Array<{ phase: string, text: RegExp, path: string }
   { phase: 'server down', text: /^Failed to load resource: the server responded with a status of 503\b/, path: '/api/me' }
 ]
 
-async function listen (app: FastifyInstance, port = 0): Promise<number> {
-  await app.listen({ port, host: '127.0.0.1' })
-  return (app.server.address() as AddressInfo).port
-}
-
-/** Every message in the page's log, top to bottom. */
-async function logItems (page: Page): Promise<LogItem[]> {
-  return await page.locator('#messages .message').evaluateAll((items) => items.map((item) => ({
-    id: item.dataset.id === undefined ? undefined : Number(item.dataset.id),
-    author: item.querySelector('.author')?.textContent ?? '',
-    text: item.querySelector('.text')?.textContent ?? '',
-    status: item.querySelector('.status')?.textContent ?? '',
-    pending: item.classList.contains('pending')
-  })))
-}
-
 /** Waits until the log holds a message with exactly this text (`count` times, once by default). */
 async function waitForText (page: Page, text: string, count = 1): Promise<void> {
   await page.waitForFunction(([text, count]) =>
@@ -68,10 +44,6 @@ async function waitForText (page: Page, text: string, count = 1): Promise<void> 
 /** Waits until none of the reader's messages is still waiting for its ack. */
 async function waitForAllSent (page: Page): Promise<void> {
   await page.waitForFunction(() => document.querySelector('#messages .message.pending') === null, undefined, { timeout: waitMs })
-}
-
-async function waitForConnection (page: Page, label: 'Connected' | 'Reconnecting…'): Promise<void> {
-  await page.getByRole('status').getByText(label, { exact: true }).waitFor({ timeout: waitMs })
 }
 
 async function send (page: Page, text: string): Promise<void> {
