@@ -17,6 +17,7 @@ const screenshotDir = fileURLToPath(new URL('test-output/screenshots/', projectR
 const password = 'correct horse battery'
 /** Small, so that a reload shows only part of the topic and a restart leaves a gap to catch up. */
 const historyLimit = 10
+const maxMessageChars = 100
 
 interface ConsoleError { page: string, phase: string, text: string, url: string }
 
@@ -75,7 +76,9 @@ if (chromiumPath === undefined) {
     const config: Config = testConfig(t, {
       DATA_DIR: tempDir(t, 'canopy-browser-'),
       HISTORY_LIMIT: String(historyLimit),
-      PUBLISH_BURST: '500'
+      PUBLISH_BURST: '500',
+      // Not the default: the page must take the limit from the server (/protocol.js).
+      MAX_MESSAGE_CHARS: String(maxMessageChars)
     })
     let app = await buildApp(config)
     t.teardown(async () => { await app.close() })
@@ -215,6 +218,27 @@ if (chromiumPath === undefined) {
       await screenshot(bob, 'chat-narrow-light')
       await bob.emulateMedia({ colorScheme: 'dark' })
       t.pass(`saved in ${screenshotDir}`)
+    })
+
+    await t.test('the composer counts characters as the server does and refuses a longer message', async (t) => {
+      phase = 'message length'
+      const input = alice.getByLabel('Message', { exact: true })
+      const tooLong = 'x'.repeat(maxMessageChars + 1)
+      await input.fill(tooLong)
+      await input.press('Enter')
+      await alice.getByRole('alert').getByText(`A message is at most ${maxMessageChars} characters; this one has ${maxMessageChars + 1}.`).waitFor()
+      t.equal(await input.inputValue(), tooLong, 'the text stays in the box, to be shortened')
+      t.notOk((await logItems(alice)).some((item) => item.text === tooLong), 'nothing was sent')
+      await input.press('Backspace')
+      t.equal(await alice.locator('#composer-error').textContent(), '', 'editing clears the error')
+
+      // Code points, not UTF-16 units: each of these is two units and one character.
+      const astral = '🌳'.repeat(maxMessageChars)
+      await input.fill(astral)
+      await input.press('Enter')
+      await waitForText(bob, astral)
+      await waitForAllSent(alice)
+      t.match((await logItems(alice)).find((item) => item.text === astral), { status: 'Sent' }, 'the longest message is sent')
     })
 
     await t.test('a reload shows the history, each message once', async (t) => {
