@@ -35,8 +35,10 @@ interface Names {
   name: string
   /** The plugin's identifier, e.g. liveFeedEndpoint for live-feed. */
   plugin: string
-  /** The per-connection session's type, e.g. LiveFeedSession. */
-  session: string
+  /** The type of the connection's state, e.g. LiveFeedState. */
+  state: string
+  /** The type of the frames the endpoint sends, e.g. LiveFeedFrame. */
+  frame: string
 }
 
 interface Plan {
@@ -52,7 +54,8 @@ function names (args: string[]): Names {
     throw new Refused(`${JSON.stringify(name)} is not a valid endpoint name: it becomes the path /<name> and the file plugins/<name>-endpoint.ts, so use 1 to ${maxNameChars} lower-case letters and digits, starting with a letter, words joined by single hyphens (${namePattern.source})`)
   }
   const camel = name.replace(/-([a-z0-9])/g, (_match, letter: string) => letter.toUpperCase())
-  return { name, plugin: `${camel}Endpoint`, session: `${camel.charAt(0).toUpperCase()}${camel.slice(1)}Session` }
+  const pascal = `${camel.charAt(0).toUpperCase()}${camel.slice(1)}`
+  return { name, plugin: `${camel}Endpoint`, state: `${pascal}State`, frame: `${pascal}Frame` }
 }
 
 /** Everything the generator would write, after every check passed. */
@@ -120,33 +123,43 @@ function write (plan: Plan): string[] {
   return created
 }
 
-function pluginSource ({ name, plugin, session }: Names): string {
+function pluginSource ({ name, plugin, state, frame }: Names): string {
   return `import fp from 'fastify-plugin'
+import { Type, type Static } from '@sinclair/typebox'
 import { addEndpoint, refuse } from '../src/endpoint.js'
+import { showsItsTicket } from '../src/tickets.js'
 import type { User } from '../src/users.js'
-import { showsItsTicket } from './session.js'
 
-/** What /${name} keeps per connection; every handler gets it as \`connection.session\`. */
-interface ${session} {
+/** What /${name} keeps per connection; every handler gets it as \`connection.state\`. */
+interface ${state} {
   user: User
 }
 
 /**
+ * The frames /${name} sends, as TypeBox schemas like /chat's in src/protocol.ts: their type
+ * is what \`connection.send\` takes, and the test checks every frame against them. With more
+ * than one frame, ${frame} becomes the Static of their Type.Union.
+ */
+export const EchoFrame = Type.Object({ type: Type.Literal('echo'), text: Type.String() })
+export type ${frame} = Static<typeof EchoFrame>
+
+/**
  * The /${name} endpoint on Canopy's endpoint layer (docs/endpoints.md). It opens only for a
  * logged-in session showing its ticket, as /chat does, and echoes every text frame.
- * Using fastify.topicBus or fastify.publish? Add 'topic-bus' or 'publish' to the dependencies.
+ * Using fastify.topicBus, fastify.presence or fastify.publish? Add 'topic-bus', 'presence'
+ * or 'publish' to the dependencies.
  */
 export default fp(async function ${plugin} (fastify) {
   const { config } = fastify
 
-  addEndpoint<${session}>(fastify, {
+  addEndpoint<${state}, ${frame}>(fastify, {
     name: '${name}',
     path: '/${name}',
     keepaliveIntervalMs: config.keepaliveIntervalMs,
     maxBufferedBytes: config.sendBufferLimitBytes,
 
     // Before the upgrade, from the HTTP request and its session: return the connection's
-    // session, or refuse(status, error, message) to answer with that status and open nothing.
+    // state, or refuse(status, error, message) to answer with that status and open nothing.
     async open (request) {
       const { user } = request
       if (user === undefined) return refuse(401, 'unauthorized', 'Log in first')
@@ -155,16 +168,18 @@ export default fp(async function ${plugin} (fastify) {
     },
 
     opened (connection) {
-      // Right after the upgrade: send a first frame with connection.send(frame), or subscribe
-      // with fastify.topicBus.subscribe(topic, connection, { historyLimit: config.historyLimit }).
+      // Right after the upgrade: send a first frame with connection.send(frame). To subscribe
+      // it to a topic, add ServerFrame (src/protocol.ts) to ${frame} and await
+      // fastify.topicBus.subscribe(topic, connection, { historyLimit: config.historyLimit }, subscribed),
+      // where subscribed(history) makes the frame that carries the topic's history.
     },
 
     text (connection, data) {
       // One text frame (valid UTF-8, at most 64 KiB); the connection's next frame waits until
-      // this returns or its promise settles. Answer with connection.send(object or string),
-      // publish with fastify.publish(connection.session.user, topic, text, ref), or
-      // connection.close(code, reason).
-      connection.send(data)
+      // this returns or its promise settles. Answer with connection.send(frame), publish with
+      // fastify.publish(connection.state.user, topic, text, ref) after checkText from
+      // src/protocol.ts, or connection.close(code, reason).
+      connection.send({ type: 'echo', text: data })
     },
 
     // No binary handler: a binary frame closes the connection with 1003. Add
@@ -175,15 +190,19 @@ export default fp(async function ${plugin} (fastify) {
       // opened took, e.g. fastify.topicBus.unsubscribe(topic, connection) for each topic.
     }
   })
-}, { name: '${name}-endpoint', dependencies: ['websocket', 'session'] })
+}, { name: '${name}-endpoint', fastify: '5.x', dependencies: ['config', 'websocket', 'session'] })
 `
 }
 
-function testSource ({ name }: Names): string {
+function testSource ({ name, frame }: Names): string {
   return `import { once } from 'node:events'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
 import t from 'tap'
+import { EchoFrame, type ${frame} } from '../plugins/${name}-endpoint.js'
 import { buildTestApp, register } from './helpers/app.js'
 import { ticketFor } from './helpers/chat.js'
+
+const echoFrame = TypeCompiler.Compile(EchoFrame)
 
 t.test('the /${name} endpoint', async (t) => {
   const app = await buildTestApp(t)
@@ -202,8 +221,10 @@ t.test('the /${name} endpoint', async (t) => {
     const reply = once(socket, 'message')
     socket.send('hello, ${name}')
     const [data, isBinary] = await reply as [Buffer, boolean]
-    t.equal(data.toString('utf8'), 'hello, ${name}')
     t.equal(isBinary, false, 'as a text frame')
+    const frame: unknown = JSON.parse(data.toString('utf8'))
+    t.ok(echoFrame.Check(frame), 'an echo frame, as its schema says')
+    t.same(frame, { type: 'echo', text: 'hello, ${name}' } satisfies ${frame})
     socket.terminate()
   })
 })

@@ -109,7 +109,9 @@ t.test('new:endpoint in a copy of the project', async (t) => {
 
     const plugin = readFileSync(join(dir, 'plugins', 'live-feed-endpoint.ts'), 'utf8')
     t.match(plugin, "path: '/live-feed'")
-    t.match(plugin, "{ name: 'live-feed-endpoint', dependencies: ['websocket', 'session'] }")
+    t.match(plugin, 'addEndpoint<LiveFeedState, LiveFeedFrame>(fastify, {', 'typed by its state and its frames')
+    t.match(plugin, "import { showsItsTicket } from '../src/tickets.js'")
+    t.match(plugin, "{ name: 'live-feed-endpoint', fastify: '5.x', dependencies: ['config', 'websocket', 'session'] }")
     t.ok(existsSync(join(dir, 'test', 'live-feed-endpoint.test.ts')), 'the test exists')
     t.equal(readFileSync(app, 'utf8'), before
       .replace(importMarker, `${importMarker}\nimport liveFeedEndpoint from '../plugins/live-feed-endpoint.js'`)
