@@ -103,9 +103,11 @@ export default fp(async function accounts (fastify) {
     return await reply.code(204).send()
   })
 
-  app.get('/api/me', { preHandler: fastify.requireUser }, async (request) => {
+  app.get('/api/me', { preHandler: fastify.requireUser }, async (request, reply) => {
     const user = request.user as User
     request.session.wsTicket ??= newWsTicket()
+    // The ticket is a secret: no cache along the way may keep a copy.
+    void reply.header('cache-control', 'no-store')
     return { user, wsTicket: request.session.wsTicket }
   })
 }, { name: 'accounts', fastify: '5.x', dependencies: ['config', 'database', 'session', 'rate-limit'] })

@@ -9,15 +9,17 @@ declare module 'fastify' {
 }
 
 const readinessTimeoutMs = 2000
+/** A load balancer probes every few seconds: only what goes wrong is worth a line. */
+const probeLogLevel = 'warn'
 
 export default fp(async function health (fastify) {
   const checks = new Map<string, () => Promise<void>>()
   fastify.decorate('addReadinessCheck', (name: string, check: () => Promise<void>) => { checks.set(name, check) })
   fastify.addReadinessCheck('database', async () => { await fastify.db.query('SELECT 1') })
 
-  fastify.get('/healthz', async () => ({ status: 'ok' }))
+  fastify.get('/healthz', { logLevel: probeLogLevel }, async () => ({ status: 'ok' }))
 
-  fastify.get('/readyz', async (_request, reply) => {
+  fastify.get('/readyz', { logLevel: probeLogLevel }, async (request, reply) => {
     const failures: Record<string, string> = {}
     await Promise.all([...checks].map(async ([name, check]) => {
       try {
@@ -27,6 +29,7 @@ export default fp(async function health (fastify) {
       }
     }))
     if (Object.keys(failures).length === 0) return { status: 'ready' }
+    request.log.warn({ failures }, 'not ready')
     return await reply.code(503).send({ error: 'not_ready', message: Object.entries(failures).map(([name, why]) => `${name}: ${why}`).join('; ') })
   })
 }, { name: 'health', fastify: '5.x', dependencies: ['database'] })

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions, type FastifyError } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from './config.js'
 import { ajvFormats } from './protocol.js'
@@ -26,11 +26,41 @@ declare module 'fastify' {
 /** Request bodies larger than this are refused with 413 before they are parsed. */
 const bodyLimitBytes = 64 * 1024
 
+/**
+ * A url as it may be logged: the value of every `ticket` query parameter hidden, since a
+ * ticket opens /chat for as long as its session lives. A query whose names cannot be
+ * decoded is hidden whole, as the query parser might read a ticket in it.
+ */
+export function redactUrl (url: string): string {
+  const queryAt = url.indexOf('?')
+  if (queryAt === -1) return url
+  const path = url.slice(0, queryAt)
+  const params = url.slice(queryAt + 1).split('&')
+  try {
+    return `${path}?${params.map((param) => {
+      const name = param.split('=', 1)[0] ?? ''
+      return decodeURIComponent(name.replaceAll('+', ' ')) === 'ticket' ? 'ticket=[redacted]' : param
+    }).join('&')}`
+  } catch {
+    return `${path}?[redacted]`
+  }
+}
+
 /** The Fastify options of every Canopy app, the server's and the tests' alike. */
 export function fastifyOptions (config: Config): FastifyServerOptions {
   return {
     logger: {
       level: config.logLevel,
+      // Fastify's own request fields, with the url's secrets hidden; headers are never logged.
+      serializers: {
+        req: (request: FastifyRequest) => ({
+          method: request.method,
+          url: redactUrl(request.url),
+          host: request.host,
+          remoteAddress: request.ip,
+          remotePort: request.socket?.remotePort
+        })
+      },
       redact: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]']
     },
     bodyLimit: bodyLimitBytes,
@@ -81,7 +111,7 @@ const codesByStatus: Record<number, string> = {
 }
 
 /** Every error leaves as JSON `{error, message}`; a 5xx never shows its details. */
-async function errorHandler (this: FastifyInstance, error: FastifyError & { code?: string }, request: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply): Promise<void> {
+async function errorHandler (this: FastifyInstance, error: FastifyError & { code?: string }, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const statusCode = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
   if (statusCode >= 500) {
     request.log.error({ err: error }, 'request failed')

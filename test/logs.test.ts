@@ -1,0 +1,141 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import t from 'tap'
+import { tempDir, uniqueName, type TestContext } from './helpers/app.js'
+import { connectTcp, type ChatClient } from './helpers/chat.js'
+import { redactUrl } from '../src/app.js'
+import { CloseCode } from '../src/protocol.js'
+
+interface LogLine {
+  msg?: string
+  reqId?: string
+  req?: { url?: string }
+  raw: string
+}
+
+/**
+ * The log of a real server, line by line as it writes them to stdout: tests wait for a line
+ * to appear, never for time to pass.
+ */
+class ServerLog {
+  readonly lines: LogLine[] = []
+  private readonly waiters: Array<() => void> = []
+
+  constructor (input: NodeJS.ReadableStream) {
+    createInterface({ input }).on('line', (raw) => {
+      this.lines.push({ ...JSON.parse(raw) as Omit<LogLine, 'raw'>, raw })
+      for (const wake of this.waiters.splice(0)) wake()
+    })
+  }
+
+  /** The index of the first line from `from` on that matches. */
+  async waitFor (matches: (line: LogLine) => boolean, from = 0): Promise<number> {
+    for (;;) {
+      const index = this.lines.findIndex((line, i) => i >= from && matches(line))
+      if (index !== -1) return index
+      await new Promise<void>((resolve) => { this.waiters.push(resolve) })
+    }
+  }
+}
+
+/** The server entry point as `npm start` runs it, logging at info, with its log captured. */
+async function startServer (t: TestContext): Promise<{ baseUrl: string, log: ServerLog }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', PORT: '0', KEEPALIVE_INTERVAL: '0', DATA_DIR: tempDir(t) },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  const exited = once(child, 'exit')
+  t.teardown(async () => {
+    child.kill('SIGTERM')
+    await exited
+  })
+  const log = new ServerLog(child.stdout)
+  const listening = log.lines[await log.waitFor((line) => /Server listening at http:\/\/127\.0\.0\.1:\d+/.test(line.msg ?? ''))]
+  const baseUrl = /http:\/\/127\.0\.0\.1:\d+/.exec(listening?.msg ?? '')?.[0] ?? ''
+  return { baseUrl, log }
+}
+
+t.test('logs hold no secret, health probes are not logged, a protocol fault is one line', async (t) => {
+  const { baseUrl, log } = await startServer(t)
+  let markers = 0
+  /**
+   * Sends a request that is logged and returns the index of its first line and its reqId:
+   * every line of what the test did before it is written by then.
+   */
+  const mark = async (): Promise<{ index: number, reqId: string | undefined }> => {
+    const path = `/api/log-marker-${++markers}`
+    const from = log.lines.length
+    t.equal((await fetch(`${baseUrl}${path}`)).status, 404)
+    const index = await log.waitFor((line) => line.req?.url === path, from)
+    return { index, reqId: log.lines[index]?.reqId }
+  }
+
+  const username = uniqueName()
+  const password = `secret password ${process.pid}`
+  const credentials = { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) }
+  t.equal((await fetch(`${baseUrl}/api/register`, credentials)).status, 201)
+  const login = await fetch(`${baseUrl}/api/login`, credentials)
+  t.equal(login.status, 200)
+  const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0] ?? ''
+  const cookieValue = decodeURIComponent(cookie.split('=')[1] ?? '')
+  t.not(cookieValue, '', 'login set a session cookie')
+  const me = await fetch(`${baseUrl}/api/me`, { headers: { cookie } })
+  t.equal(me.status, 200)
+  t.equal(me.headers.get('cache-control'), 'no-store', '/api/me holds the ticket: no cache keeps it')
+  const { wsTicket } = await me.json() as { wsTicket: string }
+
+  await t.test('no line holds the ticket, the password or the cookie', async (t) => {
+    const client = await connectTcp(baseUrl, cookie, wsTicket, { topic: 'logs' })
+    await client.nextOf('subscribed')
+    client.close()
+    await client.closed
+    const end = await mark()
+    const chatLines = log.lines.slice(0, end.index).filter((line) => line.req?.url?.startsWith('/chat') === true)
+    t.ok(chatLines.length > 0, 'the /chat upgrade is logged, with its path')
+    for (const [secret, value] of [['ticket', wsTicket], ['password', password], ['cookie', cookieValue]] as const) {
+      t.same(log.lines.filter((line) => line.raw.includes(value)).map((line) => line.raw), [], `no line holds the ${secret}`)
+    }
+  })
+
+  await t.test('/healthz and /readyz add no line at info', async (t) => {
+    const start = await mark()
+    t.equal((await fetch(`${baseUrl}/healthz`)).status, 200)
+    t.equal((await fetch(`${baseUrl}/readyz`)).status, 200)
+    const end = await mark()
+    const lines = log.lines.slice(start.index, end.index).filter((line) => line.reqId !== start.reqId)
+    t.same(lines.map((line) => line.raw), [])
+  })
+
+  const faults: Array<[string, (client: ChatClient) => void, number]> = [
+    ['a frame over 64 KiB', (client) => { client.send('x'.repeat(64 * 1024 + 1)) }, CloseCode.frameTooLarge],
+    ['a text frame that is not UTF-8', (client) => { client.socket.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false }) }, CloseCode.invalidUtf8]
+  ]
+  for (const [what, send, closeCode] of faults) {
+    await t.test(`${what}: one line, without a stack`, { todo: 'lead lands endpoint.ts log line' }, async (t) => {
+      const client = await connectTcp(baseUrl, cookie, wsTicket, { topic: 'logs' })
+      await client.nextOf('subscribed')
+      const start = await mark()
+      send(client)
+      t.equal((await client.closed).code, closeCode)
+      const end = await mark()
+      // The first marker's own lines are not the fault's.
+      const lines = log.lines.slice(start.index, end.index).filter((line) => line.reqId !== start.reqId)
+      t.equal(lines.length, 1, lines.map((line) => line.raw).join('\n'))
+      t.notMatch(lines[0]?.raw ?? '', /"stack"/)
+    })
+  }
+})
+
+t.test('a logged url never shows a ticket, however its name is spelled', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['/chat?ticket=s3cret&topic=general', '/chat?ticket=[redacted]&topic=general'],
+    ['/chat?topic=general&ticket=s3cret&ticket=again', '/chat?topic=general&ticket=[redacted]&ticket=[redacted]'],
+    ['/chat?%74icket=s3cret', '/chat?ticket=[redacted]'],
+    ['/chat?ticket', '/chat?ticket=[redacted]'],
+    ['/chat?%zz=1&ticket=s3cret', '/chat?[redacted]'],
+    ['/api/topics/general/messages?before=5&limit=10', '/api/topics/general/messages?before=5&limit=10'],
+    ['/healthz', '/healthz']
+  ]
+  for (const [url, logged] of cases) t.equal(redactUrl(url), logged, url)
+})
