@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { PublishLimiter } from '../src/publish-limiter.js'
-import { PublishQueue } from '../src/publish-queue.js'
+import { PublishQueue, PublishRefusedError, PublishUnavailableError } from '../src/publish-queue.js'
 import { BusUnavailableError } from '../src/topic-bus.js'
 import type { ErrorCode, MessageFrame } from '../src/protocol.js'
 import type { User } from '../src/users.js'
@@ -39,7 +39,10 @@ export default fp(async function publish (fastify) {
   const inFlight = new Set<Promise<PublishOutcome>>()
   const bus = fastify.topicBus
   const queue = new PublishQueue(fastify.db, bus.transport, (message) => { bus.receive(message) })
-  fastify.addHook('onClose', async () => { perUser.stop() })
+  fastify.addReadinessCheck('commits', async () => {
+    if (queue.stalled) throw new Error('commits stall: a publish statement is running too long or ran out of time')
+  })
+  fastify.addHook('onClose', async () => { perUser.stop(); queue.stop() })
 
   const store = async (user: User, topic: string, text: string, ref: string | undefined, committed?: (message: MessageFrame) => void): Promise<PublishOutcome> => {
     try {
@@ -48,6 +51,11 @@ export default fp(async function publish (fastify) {
         committed === undefined ? undefined : (stored) => { committed(stored.message) })
       return { ok: true, message: stored.message, duplicate: stored.duplicate }
     } catch (error) {
+      if (error instanceof PublishRefusedError) {
+        fastify.log.info({ topic, reason: error.message }, 'publish refused by the database')
+        return { ok: false, code: 'bad_request', message: error.message }
+      }
+      if (error instanceof PublishUnavailableError) return { ok: false, code: 'unavailable', message: `${error.message}; resend it with the same ref` }
       fastify.log.warn({ err: error, topic }, 'publish failed')
       return unavailable
     }
@@ -71,4 +79,4 @@ export default fp(async function publish (fastify) {
     const queued = await fastify.queuePublish(user, topic, text, ref)
     return 'outcome' in queued ? await queued.outcome : queued
   })
-}, { name: 'publish', fastify: '5.x', dependencies: ['database', 'topic-bus'] })
+}, { name: 'publish', fastify: '5.x', dependencies: ['config', 'database', 'health', 'topic-bus'] })

@@ -2,7 +2,6 @@ import { getTableName } from 'drizzle-orm'
 import { encodeMessages } from './bus-format.js'
 import type { Queryable } from './db/database.js'
 import { messages, topics } from './db/schema.js'
-import { isUniqueViolation } from './errors.js'
 import type { MessageFrame } from './protocol.js'
 
 /**
@@ -124,26 +123,13 @@ export async function storeBatch (db: Queryable, batch: readonly PendingMessage[
   })
 }
 
-/**
- * Stores one message; a ref this author used before stores nothing and answers the first
- * message (`duplicate`).
- */
-export async function storeMessage (db: Queryable, input: PendingMessage, notify?: NotifyOptions): Promise<StoredMessage> {
-  try {
-    const [message] = await storeBatch(db, [input], notify)
-    if (message === undefined) throw new Error('the batch statement stored nothing')
-    return { message, duplicate: false }
-  } catch (error) {
-    if (input.ref === undefined || !isUniqueViolation(error)) throw error
-    const first = await findByRef(db, input.authorId, input.ref)
-    if (first === undefined) throw error
-    return { message: first, duplicate: true }
-  }
-}
-
-export async function findByRef (db: Queryable, authorId: number, ref: string): Promise<MessageFrame | undefined> {
-  const [row] = await db.query<MessageRow>(`SELECT ${columns} FROM ${M} WHERE ${m.authorId} = $1 AND ${m.ref} = $2`, [authorId, ref])
-  return row === undefined ? undefined : toFrame(row)
+/** The first message of each author's ref, by `${authorId}\n${ref}`: what a resend is answered with. */
+export async function findByRefs (db: Queryable, refs: ReadonlyArray<{ authorId: number, ref: string }>): Promise<Map<string, MessageFrame>> {
+  const rows = await db.query<MessageRow & { author_id: number, ref: string }>(
+    `SELECT ${columns}, r.author_id, r.ref FROM ${M}
+     JOIN unnest($1::int[], $2::text[]) AS r(author_id, ref) ON ${M}.${m.authorId} = r.author_id AND ${M}.${m.ref} = r.ref`,
+    [refs.map((r) => r.authorId), refs.map((r) => r.ref)])
+  return new Map(rows.map((row) => [`${row.author_id}\n${row.ref}`, toFrame(row)]))
 }
 
 export interface History {

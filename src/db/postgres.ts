@@ -7,6 +7,13 @@ import * as schema from './schema.js'
 
 /** Any key will do as long as every Canopy instance uses the same one. */
 const migrationLockKey = 0x63616e6f
+/**
+ * No statement runs longer than this on the server, lock waits included: a stalled
+ * database answers with an error and stores nothing, rather than hanging every client.
+ */
+export const statementTimeoutMs = 3000
+/** The client's own limit, for a server that does not answer at all (hung, or the network gone). */
+const queryTimeoutMs = 4000
 
 const pgTypes = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
@@ -21,6 +28,8 @@ export async function openPostgres (url: string): Promise<Database> {
     max: 10,
     connectionTimeoutMillis: 10_000,
     keepAlive: true,
+    statement_timeout: statementTimeoutMs,
+    query_timeout: queryTimeoutMs,
     types: pgTypes
   })
   // An idle client that loses its server emits here; the pool drops it and makes a new one.
@@ -49,6 +58,8 @@ export async function openPostgres (url: string): Promise<Database> {
       // Instances starting together on one database take turns; the first one migrates.
       const client = await pool.connect()
       try {
+        // A migration may take long, and may wait for the instance before it.
+        await client.query('SET statement_timeout = 0')
         await client.query('SELECT pg_advisory_lock($1)', [migrationLockKey])
         try {
           await migrate(drizzle(client, { schema }), { migrationsFolder })
@@ -56,7 +67,8 @@ export async function openPostgres (url: string): Promise<Database> {
           await client.query('SELECT pg_advisory_unlock($1)', [migrationLockKey])
         }
       } finally {
-        client.release()
+        // Not back to the pool without its time limit.
+        client.release(true)
       }
     },
     async close () {

@@ -12,6 +12,8 @@ export interface TestPostgres {
   start?: () => Promise<void>
   /** Runs SQL as a superuser on the test database, e.g. pg_terminate_backend. */
   admin(text: string, params?: unknown[]): Promise<pg.QueryResult>
+  /** A connection of its own to the test database, for a test that holds a transaction open; ended at teardown. */
+  client(): Promise<pg.Client>
 }
 
 /**
@@ -34,7 +36,7 @@ export async function startPostgres (t: TestContext): Promise<TestPostgres> {
       await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
       await client.end()
     })
-    return { url: url.href, admin: async (text, params) => await adminQuery(url.href, text, params) }
+    return { url: url.href, admin: async (text, params) => await adminQuery(url.href, text, params), client: async () => await clientOf(t, url.href) }
   }
 
   const { server, port } = await startEmbeddedPostgres(tempDir(t, 'canopy-pg-'), { persistent: true })
@@ -46,8 +48,17 @@ export async function startPostgres (t: TestContext): Promise<TestPostgres> {
     url,
     stop: async () => { await server.stop(); running = false },
     start: async () => { await server.start(); running = true },
-    admin: async (text, params) => await adminQuery(url, text, params)
+    admin: async (text, params) => await adminQuery(url, text, params),
+    client: async () => await clientOf(t, url)
   }
+}
+
+async function clientOf (t: TestContext, url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url })
+  client.on('error', () => {})
+  await client.connect()
+  t.teardown(async () => { await client.end().catch(() => {}) })
+  return client
 }
 
 async function adminQuery (url: string, text: string, params?: unknown[]): Promise<pg.QueryResult> {
