@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline'
 import t from 'tap'
 import { schemaTables, tempDir } from './helpers/app.js'
 import { startPostgres } from './helpers/postgres.js'
+import { connectTcp } from './helpers/chat.js'
 
 /** The server entry point as `npm start` runs it, from source through tsx. */
 function startServer (env: Record<string, string>, script = 'src/server.ts') {
@@ -32,14 +33,19 @@ t.test('an unreachable database stops start-up with one clear line', async (t) =
   t.match(server.stderr(), /^canopy: Cannot reach the database at 127\.0\.0\.1:1\/canopy: [^\n]+\n$/)
 })
 
-t.test('the server starts, serves, and exits 0 on SIGTERM', async (t) => {
-  const server = startServer({ DATA_DIR: tempDir(t) })
-  let url = ''
+/** The address the server says it listens at, from its log. */
+async function listeningAt (server: ReturnType<typeof startServer>): Promise<string> {
   for await (const line of server.lines) {
     const entry = JSON.parse(line) as { msg?: string }
     const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(entry.msg ?? '')
-    if (match?.[1] !== undefined) { url = match[1]; break }
+    if (match?.[1] !== undefined) return match[1]
   }
+  throw new Error(`the server ended without listening: ${server.stderr()}`)
+}
+
+t.test('the server starts, serves, and exits 0 on SIGTERM', async (t) => {
+  const server = startServer({ DATA_DIR: tempDir(t) })
+  const url = await listeningAt(server)
   t.match(url, /^http:\/\/127\.0\.0\.1:\d+$/)
   const response = await fetch(`${url}/healthz`)
   t.equal(response.status, 200)
@@ -47,6 +53,35 @@ t.test('the server starts, serves, and exits 0 on SIGTERM', async (t) => {
   const [code, signal] = await server.exited
   t.equal(code, 0)
   t.equal(signal, null)
+})
+
+t.test('SIGTERM with a stalled database: publishes answered, 1001 to every socket, exit 0', async (t) => {
+  const postgres = await startPostgres(t)
+  const server = startServer({ DATA_DIR: tempDir(t), DATABASE_URL: postgres.url, SESSION_SECRET: 'a'.repeat(40) })
+  const url = await listeningAt(server)
+  const registered = await fetch(`${url}/api/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'stalled', password: 'correct horse' }) })
+  const cookie = (registered.headers.get('set-cookie') ?? '').split(';')[0] ?? ''
+  const { wsTicket } = await (await fetch(`${url}/api/me`, { headers: { cookie } })).json() as { wsTicket: string }
+  const clients = await Promise.all([connectTcp(url, cookie, wsTicket, { topic: 'lobby' }), connectTcp(url, cookie, wsTicket, { topic: 'lobby' })])
+  for (const client of clients) await client.nextOf('subscribed')
+
+  const lock = await postgres.client()
+  await lock.query('BEGIN')
+  await lock.query('LOCK TABLE messages IN ACCESS EXCLUSIVE MODE')
+  const [publisher] = clients
+  for (let i = 0; i < 3; i++) publisher?.send({ type: 'publish', topic: 'lobby', text: `stuck ${i}`, ref: `s${i}` })
+  // Stop it once its statement waits for the lock: the publishes are in flight then.
+  while ((await postgres.admin("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")).rows[0].n === 0) {
+    await new Promise((resolve) => { setTimeout(resolve, 20) })
+  }
+  server.child.kill('SIGTERM')
+  const [code] = await server.exited
+  t.equal(code, 0, `exit 0: ${server.stderr()}`)
+  for (const client of clients) t.equal((await client.closed).code, 1001, 'every socket closed with 1001')
+  const answers = publisher?.queued.filter((frame) => frame.type === 'error' || frame.type === 'ack') ?? []
+  t.same(answers.map((frame) => frame.type === 'error' ? frame.code : frame.type), ['unavailable', 'unavailable', 'unavailable'], 'every publish answered before the close')
+  await lock.query('ROLLBACK')
+  t.equal((await postgres.admin('SELECT count(*)::int AS n FROM messages')).rows[0].n, 0, 'nothing stored')
 })
 
 t.test('db:migrate applies migrations to the embedded database', async (t) => {
