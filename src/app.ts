@@ -63,6 +63,8 @@ export function fastifyOptions (config: Config): FastifyServerOptions {
       },
       redact: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]']
     },
+    // A url the router cannot read never reaches setErrorHandler: give it the same JSON.
+    frameworkErrors: (error, request, reply) => { void errorHandler(error, request, reply) },
     bodyLimit: bodyLimitBytes,
     trustProxy: config.trustProxy,
     return503OnClosing: true,
@@ -105,13 +107,14 @@ const codesByStatus: Record<number, string> = {
   405: 'method_not_allowed',
   409: 'conflict',
   413: 'payload_too_large',
+  414: 'uri_too_long',
   415: 'unsupported_media_type',
   429: 'too_many_requests',
   503: 'unavailable'
 }
 
 /** Every error leaves as JSON `{error, message}`; a 5xx never shows its details. */
-async function errorHandler (this: FastifyInstance, error: FastifyError & { code?: string }, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+async function errorHandler (error: FastifyError & { code?: string }, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const statusCode = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
   if (statusCode >= 500) {
     request.log.error({ err: error }, 'request failed')

@@ -90,6 +90,9 @@ t.test('logs hold no secret, health probes are not logged, a protocol fault is o
     await client.nextOf('subscribed')
     client.close()
     await client.closed
+    // A ticket sent where no route or no readable url takes it is logged no more.
+    t.equal((await fetch(`${baseUrl}/chat/?ticket=${wsTicket}`)).status, 404)
+    t.equal((await fetch(`${baseUrl}/%E0%A4%A?ticket=${wsTicket}`)).status, 400)
     const end = await mark()
     const chatLines = log.lines.slice(0, end.index).filter((line) => line.req?.url?.startsWith('/chat') === true)
     t.ok(chatLines.length > 0, 'the /chat upgrade is logged, with its path')
