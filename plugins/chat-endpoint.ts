@@ -68,6 +68,8 @@ export default fp(async function chatEndpoint (fastify) {
       connection.send(errorFrame('unavailable', `could not read the history of ${topic}; subscribe again`))
       return
     }
+    // The next frame waits until this history is written out: one large reply at a time.
+    await connection.repliesWritten()
     if (isNew && connection.isOpen && topics.has(topic)) {
       topics.set(topic, true)
       presence.join(topic, connection.state.user.name, connection)

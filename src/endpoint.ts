@@ -58,6 +58,10 @@ export class Connection<State, Frame extends object = object> {
   private closing = false
   private readonly queue: Array<{ data: Buffer, isBinary: boolean }> = []
   private running: Promise<void> | undefined
+  /** Bytes of replies handed to the socket and not yet written out. */
+  private replyBytes = 0
+  private replyWaiters: Array<() => void> | undefined
+  private settling = false
 
   constructor (
     readonly socket: WebSocket,
@@ -79,9 +83,37 @@ export class Connection<State, Frame extends object = object> {
   send (frame: Frame | Buffer): void {
     if (!this.isOpen) return
     this.socket.send(Buffer.isBuffer(frame) ? frame : JSON.stringify(frame), textFrame)
-    if (this.socket.bufferedAmount > this.definition.maxBufferedBytes) {
+    // What the peer asked for itself (replies) never makes it a slow consumer.
+    if (this.socket.bufferedAmount - this.replyBytes > this.definition.maxBufferedBytes) {
       this.close(CloseCode.tryAgainLater, 'too slow to keep up; reconnect with since')
     }
+  }
+
+  /**
+   * Sends the answer to the peer's own request (a large history, say): not counted against
+   * the send-buffer bound. A handler that awaits `repliesWritten` before reading on keeps
+   * at most one such answer in memory per connection.
+   */
+  reply (frame: Frame): void {
+    if (!this.isOpen) return
+    const data = Buffer.from(JSON.stringify(frame))
+    this.replyBytes += data.length
+    this.socket.send(data, textFrame, () => {
+      this.replyBytes -= data.length
+      if (this.replyBytes === 0) this.wakeReplyWaiters()
+    })
+  }
+
+  /** Resolves once every reply sent so far is written to the socket (or the socket is gone). */
+  async repliesWritten (): Promise<void> {
+    if (this.replyBytes === 0 || this.closing || this.settling) return
+    await new Promise<void>((resolve) => { (this.replyWaiters ??= []).push(resolve) })
+  }
+
+  private wakeReplyWaiters (): void {
+    const waiters = this.replyWaiters
+    this.replyWaiters = undefined
+    for (const wake of waiters ?? []) wake()
   }
 
   /**
@@ -100,6 +132,7 @@ export class Connection<State, Frame extends object = object> {
   closed (): void {
     this.closing = true
     this.queue.length = 0
+    this.wakeReplyWaiters()
   }
 
   /** @internal a frame from the socket, run after the ones before it. */
@@ -113,6 +146,9 @@ export class Connection<State, Frame extends object = object> {
   /** @internal stops reading and resolves once the frames already received are handled. */
   async settle (): Promise<void> {
     this.socket.pause()
+    // Shutting down: no handler waits for a peer that may never read.
+    this.settling = true
+    this.wakeReplyWaiters()
     await this.running
   }
 

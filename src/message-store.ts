@@ -143,26 +143,39 @@ const lastIdOf = `coalesce((SELECT ${t.lastId} FROM ${T} WHERE ${t.name} = $1), 
 const historyRecentSql = `SELECT h.*, ${lastIdOf} FROM (
   SELECT ${columns} FROM ${M} WHERE ${m.topic} = $1 ORDER BY ${m.id} DESC LIMIT $2) h
 RIGHT JOIN (SELECT 1) one ON true ORDER BY h.id`
+/**
+ * Catch-up: the rows after `since`, cut once their text alone passes the byte budget (the
+ * encoded frames are larger still, so nothing the exact cut keeps is left out), with the
+ * number of rows before that cut, so that the caller knows whether there are more.
+ */
 const historySinceSql = `SELECT h.*, ${lastIdOf} FROM (
-  SELECT ${columns} FROM ${M} WHERE ${m.topic} = $1 AND ${m.id} > $2 ORDER BY ${m.id} LIMIT $3) h
-RIGHT JOIN (SELECT 1) one ON true ORDER BY h.id`
+  SELECT l.*, count(*) OVER () AS available FROM (
+    SELECT ${columns}, sum(octet_length(${m.text})) OVER (ORDER BY ${m.id}) - octet_length(${m.text}) AS bytes_before
+    FROM ${M} WHERE ${m.topic} = $1 AND ${m.id} > $2 ORDER BY ${m.id} LIMIT $3) l) h
+RIGHT JOIN (SELECT 1) one ON true WHERE h.id IS NULL OR h.bytes_before < $4 ORDER BY h.id`
 
 /**
- * The `limit` most recent messages, oldest first, or with `since`, every message after that
- * id (at most `maxSince`), together with the topic's last id from the same snapshot.
+ * The `limit` most recent messages, oldest first, or with `since`, the messages after that
+ * id: at most `maxSince` of them and at most `maxSinceBytes` of encoded frames (the message
+ * that crosses it is the last one in), `truncated` when there are more. The topic's last id
+ * comes from the same snapshot.
  */
-export async function readHistory (db: Queryable, topic: string, options: { limit: number } | { since: number, maxSince: number }): Promise<History> {
-  const recent = 'limit' in options
-  const rows = await db.query<MessageRow & { last_id: number }>(
-    recent ? historyRecentSql : historySinceSql,
-    recent ? [topic, options.limit] : [topic, options.since, options.maxSince + 1],
-    recent ? 'canopy_history_recent' : 'canopy_history_since'
-  )
-  const lastId = rows[0]?.last_id ?? 0
-  const messages = rows.filter((row) => row.id !== null).map(toFrame)
-  const truncated = !recent && messages.length > options.maxSince
-  if (truncated) messages.length = options.maxSince
-  return { messages, lastId, truncated }
+export async function readHistory (db: Queryable, topic: string, options: { limit: number } | { since: number, maxSince: number, maxSinceBytes: number }): Promise<History> {
+  if ('limit' in options) {
+    const rows = await db.query<MessageRow & { last_id: number }>(historyRecentSql, [topic, options.limit], 'canopy_history_recent')
+    return { messages: rows.filter((row) => row.id !== null).map(toFrame), lastId: rows[0]?.last_id ?? 0, truncated: false }
+  }
+  const rows = await db.query<MessageRow & { last_id: number, available: number | null }>(historySinceSql,
+    [topic, options.since, options.maxSince + 1, options.maxSinceBytes], 'canopy_history_since')
+  const messages: MessageFrame[] = []
+  let bytes = 0
+  for (const row of rows) {
+    if (row.id === null || messages.length === options.maxSince || bytes >= options.maxSinceBytes) break
+    const frame = toFrame(row)
+    bytes += Buffer.byteLength(JSON.stringify(frame))
+    messages.push(frame)
+  }
+  return { messages, lastId: rows[0]?.last_id ?? 0, truncated: messages.length < (rows[0]?.available ?? 0) }
 }
 
 /** Up to `limit` messages with afterId < id ≤ toId (no upper bound without toId), oldest first: fills a gap. */

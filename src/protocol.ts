@@ -15,6 +15,8 @@ export const maxPasswordChars = 256
 export const maxRefChars = 64
 /** `since` replays at most this many messages; more sets `truncated`. */
 export const maxSinceMessages = 1000
+/** …and at most this many bytes of encoded messages (the one that crosses it is the last in). */
+export const maxSinceBytes = 256 * 1024
 /** Messages per page of GET /api/topics/:topic/messages at most. */
 export const maxPageSize = 100
 /** JSON nested deeper than this is refused as `bad_json` before anything reads it. */

@@ -2,12 +2,14 @@ import type { FastifyBaseLogger } from 'fastify'
 import { decodeNotification, encodeEvent, type BusEvent } from './bus-format.js'
 import type { Database, Listener } from './db/database.js'
 import { readHistory, readRange, type History, type NotifyOptions } from './message-store.js'
-import { maxSinceMessages, type MessageFrame, type ServerFrame } from './protocol.js'
+import { maxSinceBytes, maxSinceMessages, type MessageFrame, type ServerFrame } from './protocol.js'
 
 /** Whatever receives a topic's frames: a WebSocket connection, in practice. */
 export interface Subscriber {
   /** A frame, or one already encoded once for many subscribers. */
   send(frame: ServerFrame | Buffer): void
+  /** The answer to the subscriber's own subscribe, which never counts against it as slow. */
+  reply(frame: ServerFrame): void
 }
 
 interface Subscription {
@@ -144,7 +146,7 @@ export class TopicBus {
     try {
       history = await readHistory(this.db, topic, options.since === undefined
         ? { limit: options.historyLimit }
-        : { since: options.since, maxSince: maxSinceMessages })
+        : { since: options.since, maxSince: maxSinceMessages, maxSinceBytes })
     } catch (error) {
       if (existing !== undefined && state.subscribers.get(subscriber) === subscription) {
         state.subscribers.set(subscriber, { cursor: existing.cursor, backlog: undefined })
@@ -155,7 +157,7 @@ export class TopicBus {
     // Unsubscribed (or subscribed again) while reading: that later call decides.
     if (state.subscribers.get(subscriber) !== subscription) return
 
-    this.deliver(subscriber, subscribed(history))
+    this.deliver(subscriber, subscribed(history), true)
     const last = history.messages.at(-1)?.id
     subscription.cursor = history.truncated && last !== undefined ? last : Math.max(history.lastId, options.since ?? 0)
     const backlog = subscription.backlog ?? []
@@ -186,8 +188,9 @@ export class TopicBus {
   }
 
   /** The one place where the bus hands a frame to a subscriber. */
-  private deliver (subscriber: Subscriber, frame: ServerFrame | Buffer): void {
-    subscriber.send(frame)
+  private deliver (subscriber: Subscriber, frame: ServerFrame | Buffer, asReply = false): void {
+    if (asReply && !Buffer.isBuffer(frame)) subscriber.reply(frame)
+    else subscriber.send(frame)
   }
 
   /** A message committed here or elsewhere: delivered in id order, once, gaps filled from the table. */

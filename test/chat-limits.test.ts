@@ -169,6 +169,38 @@ t.test('a consumer too slow to keep up is closed with 1013', async (t) => {
   fast.close()
 })
 
+t.test('a large catch-up comes in replies of at most 1000 messages and 256 KiB, and never closes a reader as slow', async (t) => {
+  const app = await buildTestApp(t)
+  const { cookie, id } = await register(app)
+  const total = 1020
+  // 1,020 messages of 2,000 "€" (6 KB of UTF-8 each): about 6 MB in all.
+  await app.db.query('INSERT INTO topics (name, last_id) VALUES ($1, $2)', ['big', total])
+  await app.db.query(`INSERT INTO messages (topic, id, author_id, author, text, at)
+    SELECT 'big', g, $1, 'writer', repeat('€', 2000), now() FROM generate_series(1, $2::int) g`, [id, total])
+  const base = await listen(app)
+  const client = await connectTcp(base, cookie, await ticketFor(app, cookie), { topic: 'other' })
+  await client.nextOf('subscribed')
+  const ids: number[] = []
+  let since = 0
+  let replies = 0
+  for (;;) {
+    client.send({ type: 'subscribe', topic: 'big', since })
+    const reply = await client.nextOf('subscribed')
+    replies++
+    const sizes = reply.history.map((message) => Buffer.byteLength(JSON.stringify(message)))
+    t.ok(reply.history.length <= 1000, `reply ${replies}: ${reply.history.length} messages`)
+    t.ok(sizes.slice(0, -1).reduce((sum, size) => sum + size, 0) < 256 * 1024, `reply ${replies}: under 256 KiB before its last message`)
+    ids.push(...reply.history.map((message) => message.id))
+    if (reply.truncated !== true) break
+    since = reply.history.at(-1)?.id ?? since
+  }
+  t.same(ids, Array.from({ length: total }, (_, i) => i + 1), 'every message once, in order')
+  t.ok(replies > 1, `${replies} replies`)
+  client.send({ type: 'publish', topic: 'big', text: 'still here', ref: 'after' })
+  t.equal((await client.nextOf('ack')).id, total + 1, 'the connection is still open and working')
+  client.close()
+})
+
 t.test('random bytes and random JSON: the server stays up and stores nothing unacked', async (t) => {
   const app = await buildTestApp(t, { PUBLISH_RATE: '1000', PUBLISH_BURST: '1000' })
   const url = await listen(app)
