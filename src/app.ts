@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { DrizzleQueryError } from 'drizzle-orm'
 import type { Config } from './config.js'
 import { ajvFormats } from './protocol.js'
 import database from '../plugins/database.js'
@@ -25,6 +26,8 @@ declare module 'fastify' {
 
 /** Request bodies larger than this are refused with 413 before they are parsed. */
 const bodyLimitBytes = 64 * 1024
+/** Causes of a logged error that are cleaned of query values; a deeper chain is cut short. */
+const maxLoggedCauses = 8
 
 /**
  * A url as it may be logged: the value of every `ticket` query parameter hidden, since a
@@ -113,11 +116,34 @@ const codesByStatus: Record<number, string> = {
   503: 'unavailable'
 }
 
+/**
+ * An error as it may be logged. A failed query's message and `params` hold the values it was
+ * sent (a password hash, a session with its ticket): each one in the cause chain keeps only
+ * its SQL. The error itself is left as it is.
+ */
+function withoutQueryValues (error: unknown, depth = 0): unknown {
+  if (depth > maxLoggedCauses) return undefined
+  if (!(error instanceof Error)) return error
+  const cause = withoutQueryValues(error.cause, depth + 1)
+  if (error instanceof DrizzleQueryError) {
+    const message = `Failed query: ${error.query}`
+    return copyOf(error, { message, stack: error.stack?.replace(error.message, () => message), cause, params: undefined })
+  }
+  return cause === error.cause ? error : copyOf(error, { message: error.message, stack: error.stack, cause })
+}
+
+/** A copy of an error, of the same class, with some of its properties replaced. */
+function copyOf (error: Error, replaced: Record<string, unknown>): Error {
+  const copy = Object.assign(Object.create(Object.getPrototypeOf(error) as object) as Error, error)
+  for (const [key, value] of Object.entries(replaced)) Object.defineProperty(copy, key, { value, writable: true, configurable: true })
+  return copy
+}
+
 /** Every error leaves as JSON `{error, message}`; a 5xx never shows its details. */
 async function errorHandler (error: FastifyError & { code?: string }, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const statusCode = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
   if (statusCode >= 500) {
-    request.log.error({ err: error }, 'request failed')
+    request.log.error({ err: withoutQueryValues(error) }, 'request failed')
     await reply.code(statusCode).send({ error: codesByStatus[statusCode] ?? 'internal', message: statusCode === 503 ? 'Service unavailable; try again' : 'Internal server error' })
     return
   }

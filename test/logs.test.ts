@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline'
 import t from 'tap'
 import { tempDir, uniqueName, type TestContext } from './helpers/app.js'
 import { connectTcp, type ChatClient } from './helpers/chat.js'
+import { startPostgres } from './helpers/postgres.js'
 import { redactUrl } from '../src/app.js'
 import { CloseCode } from '../src/protocol.js'
 
@@ -40,9 +41,9 @@ class ServerLog {
 }
 
 /** The server entry point as `npm start` runs it, logging at info, with its log captured. */
-async function startServer (t: TestContext): Promise<{ baseUrl: string, log: ServerLog }> {
+async function startServer (t: TestContext, env: Record<string, string>): Promise<{ baseUrl: string, log: ServerLog }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', PORT: '0', KEEPALIVE_INTERVAL: '0', DATA_DIR: tempDir(t) },
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', PORT: '0', KEEPALIVE_INTERVAL: '0', DATA_DIR: tempDir(t), ...env },
     stdio: ['ignore', 'pipe', 'inherit']
   })
   const exited = once(child, 'exit')
@@ -57,7 +58,9 @@ async function startServer (t: TestContext): Promise<{ baseUrl: string, log: Ser
 }
 
 t.test('logs hold no secret, health probes are not logged, a protocol fault is one line', async (t) => {
-  const { baseUrl, log } = await startServer(t)
+  // A real Postgres, so that the test can make a query fail from outside the server.
+  const postgres = await startPostgres(t)
+  const { baseUrl, log } = await startServer(t, { DATABASE_URL: postgres.url })
   let markers = 0
   /**
    * Sends a request that is logged and returns the index of its first line and its reqId:
@@ -108,6 +111,23 @@ t.test('logs hold no secret, health probes are not logged, a protocol fault is o
     const end = await mark()
     const lines = log.lines.slice(start.index, end.index).filter((line) => line.reqId !== start.reqId)
     t.same(lines.map((line) => line.raw), [])
+  })
+
+  await t.test('a failed query is logged without its parameters (a password hash, a session\'s ticket)', async (t) => {
+    await postgres.admin(`CREATE FUNCTION refuse_for_test() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+      CREATE TRIGGER refuse_for_test BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION refuse_for_test();
+      CREATE TRIGGER refuse_for_test BEFORE INSERT ON sessions FOR EACH ROW EXECUTE FUNCTION refuse_for_test();`)
+    t.teardown(async () => { await postgres.admin('DROP FUNCTION refuse_for_test() CASCADE') })
+    const start = await mark()
+    t.equal((await fetch(`${baseUrl}/api/register`, { ...credentials, body: JSON.stringify({ username: uniqueName(), password }) })).status, 500)
+    t.equal((await fetch(`${baseUrl}/api/login`, credentials)).status, 503)
+    const end = await mark()
+    const failures = log.lines.slice(start.index, end.index).filter((line) => line.msg === 'request failed')
+    t.equal(failures.length, 2, 'both failures are logged')
+    for (const line of failures) {
+      t.match(line.raw, /refused by the test/, 'with the reason the database gave')
+      t.notMatch(line.raw, /\$argon2|wsTicket|params:/, 'without the values of the query')
+    }
   })
 
   const faults: Array<[string, (client: ChatClient) => void, number]> = [
