@@ -64,7 +64,17 @@ export function fastifyOptions (config: Config): FastifyServerOptions {
           remotePort: request.socket?.remotePort
         })
       },
-      redact: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]']
+      redact: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]'],
+      hooks: {
+        // Every line that logs an error, from any plugin, drops the values of failed queries.
+        logMethod (args, method) {
+          const [fields] = args
+          if (typeof fields === 'object' && fields !== null && 'err' in fields) {
+            args[0] = { ...fields, err: withoutQueryValues(fields.err) }
+          }
+          method.apply(this, args)
+        }
+      }
     },
     // A url the router cannot read never reaches setErrorHandler: give it the same JSON.
     frameworkErrors: (error, request, reply) => { void errorHandler(error, request, reply) },
@@ -118,8 +128,8 @@ const codesByStatus: Record<number, string> = {
 
 /**
  * An error as it may be logged. A failed query's message and `params` hold the values it was
- * sent (a password hash, a session with its ticket): each one in the cause chain keeps only
- * its SQL. The error itself is left as it is.
+ * sent (a password hash, a session with its ticket, a whole batch of messages): each one in
+ * the cause chain keeps only its SQL. The error itself is left as it is.
  */
 function withoutQueryValues (error: unknown, depth = 0): unknown {
   if (depth > maxLoggedCauses) return undefined
@@ -143,12 +153,17 @@ function copyOf (error: Error, replaced: Record<string, unknown>): Error {
 async function errorHandler (error: FastifyError & { code?: string }, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const statusCode = error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
   if (statusCode >= 500) {
-    request.log.error({ err: withoutQueryValues(error) }, 'request failed')
+    request.log.error({ err: error }, 'request failed')
     await reply.code(statusCode).send({ error: codesByStatus[statusCode] ?? 'internal', message: statusCode === 503 ? 'Service unavailable; try again' : 'Internal server error' })
     return
   }
   const code = error.validation !== undefined
     ? 'bad_request'
     : error.name === 'HttpError' && error.code !== undefined ? error.code : codesByStatus[statusCode] ?? 'bad_request'
-  await reply.code(statusCode).send({ error: code, message: error.message })
+  const { retryAfterMs } = error as { retryAfterMs?: number }
+  if (retryAfterMs === undefined) {
+    await reply.code(statusCode).send({ error: code, message: error.message })
+    return
+  }
+  await reply.code(statusCode).header('retry-after', String(Math.ceil(retryAfterMs / 1000))).send({ error: code, message: error.message, retryAfterMs })
 }
