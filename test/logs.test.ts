@@ -57,7 +57,7 @@ async function startServer (t: TestContext, env: Record<string, string>): Promis
   return { baseUrl, log }
 }
 
-t.test('logs hold no secret, health probes are not logged, a protocol fault is one line', async (t) => {
+t.test('logs hold no secret (url, failed query), health probes are not logged, a protocol fault is one line', async (t) => {
   // A real Postgres, so that the test can make a query fail from outside the server.
   const postgres = await startPostgres(t)
   const { baseUrl, log } = await startServer(t, { DATABASE_URL: postgres.url })
