@@ -1,7 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
-import { Type, type Static, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Static, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { HttpError } from '../src/errors.js'
+import { Credentials, LoginBody, maxPasswordChars, MeBody, minPasswordChars, UserBody } from '../src/protocol.js'
 import { hashPassword, verifyPassword } from '../src/passwords.js'
 import { createUser, findUserByName, type User } from '../src/users.js'
 import { sessionCookieName } from '../src/session-store.js'
@@ -14,24 +15,11 @@ declare module 'fastify' {
   }
 }
 
-const Credentials = Type.Object({
-  username: Type.String({ pattern: '^[A-Za-z0-9_.-]{3,32}$' }),
-  password: Type.String({ minLength: 8, maxLength: 256 })
-}, { additionalProperties: false })
-
-/** Login takes any name and password within sane bounds: a wrong one is a 401, not a 400. */
-const LoginBody = Type.Object({
-  username: Type.String({ minLength: 1, maxLength: 64 }),
-  password: Type.String({ minLength: 1, maxLength: 1024 })
-}, { additionalProperties: false })
-
-const UserBody = Type.Object({ user: Type.Object({ id: Type.Integer(), name: Type.String() }) })
-
 /** Says in words which rule a registration broke, rather than the validator's pattern. */
 function registrationError (errors: Array<{ instancePath: string }>): Error {
   const fields = new Set(errors.map((error) => error.instancePath))
   if (fields.has('/username')) return new Error('A name is 3 to 32 characters: letters, digits, _ . or -')
-  if (fields.has('/password')) return new Error('A password is 8 to 256 characters')
+  if (fields.has('/password')) return new Error(`A password is ${minPasswordChars} to ${maxPasswordChars} characters`)
   return new Error('Send {"username","password"} as JSON')
 }
 
@@ -103,7 +91,7 @@ export default fp(async function accounts (fastify) {
     return await reply.code(204).send()
   })
 
-  app.get('/api/me', { preHandler: fastify.requireUser }, async (request, reply) => {
+  app.get('/api/me', { schema: { response: { 200: MeBody } }, preHandler: fastify.requireUser }, async (request, reply) => {
     const user = request.user as User
     request.session.wsTicket ??= newWsTicket()
     // The ticket is a secret: no cache along the way may keep a copy.

@@ -36,6 +36,20 @@ const maxTopicsPerConnection = 100
  */
 const minFrameRatePerSecond = 50
 const minFrameBurst = 100
+/**
+ * Publishes of one connection told to wait (rate_limited, retryAfterMs) and not sent again
+ * yet: a client that waits, with 32 in flight, never has more; one that has is not waiting
+ * and is closed with 1008. A wait not taken up within forgetWaitMs is dropped (the client
+ * may give a message up).
+ */
+const maxWaitingPublishes = 64
+const forgetWaitMs = 10_000
+/** Publishes sent again before their wait was over, before the connection is closed with 1008. */
+const maxEarlyResends = 3
+/** A client's timers measure the wait from their own clock's last tick: a few ms early is in time. */
+const resendToleranceMs = 10
+/** Refusals of frames without a ref (subscribes, …) a connection may collect at once. */
+const maxRefusalsWithoutRef = 64
 
 /**
  * The chat endpoint, /chat: the TreeFrog-style endpoint on Canopy's endpoint layer. Opens
@@ -48,9 +62,10 @@ export default fp(async function chatEndpoint (fastify) {
   const connectionsByUser = new Map<number, number>()
   const frameRatePerSecond = Math.max(minFrameRatePerSecond, 2 * config.publishRatePerSecond)
   const frameBuckets = new TokenBuckets<ChatConnection>(frameRatePerSecond, Math.max(minFrameBurst, 2 * config.publishBurst))
-  // Refusals a connection may collect before it counts as sustained abuse (1008).
-  const refusalBuckets = new TokenBuckets<ChatConnection>(config.publishRatePerSecond, config.publishBurst)
-  fastify.addHook('onClose', async () => { frameBuckets.stop(); refusalBuckets.stop() })
+  /** Per connection told to wait: each waiting ref and the end of its wait, and the early resends. */
+  const waits = new Map<ChatConnection, { untilMs: Map<string, number>, early: number }>()
+  const refusalsWithoutRef = new TokenBuckets<ChatConnection>(frameRatePerSecond, maxRefusalsWithoutRef)
+  fastify.addHook('onClose', async () => { frameBuckets.stop(); refusalsWithoutRef.stop() })
 
   const subscribe = async (connection: ChatConnection, topic: string, since?: number): Promise<void> => {
     const { topics } = connection.state
@@ -86,13 +101,41 @@ export default fp(async function chatEndpoint (fastify) {
     if (joined) presence.leave(topic, connection.state.user.name, connection)
   }
 
-  /** A frame refused for its rate; a connection that keeps on regardless is closed. */
-  const refuseForRate = (connection: ChatConnection, message: string, ref?: string): void => {
-    if (!refusalBuckets.take(connection)) {
-      connection.close(CloseCode.policy, 'sustained abuse after rate limiting')
-      return
+  /**
+   * A frame refused for its rate, with the wait before one would be accepted. A client that
+   * keeps sending before its wait is over is closed with 1008; one that waits never is.
+   */
+  const refuseForRate = (connection: ChatConnection, message: string, retryAfterMs: number, ref?: string): void => {
+    const now = Date.now()
+    if (ref === undefined) {
+      if (refusalsWithoutRef.take(connection) > 0) {
+        connection.close(CloseCode.policy, 'kept sending without waiting after rate limiting')
+        return
+      }
+    } else {
+      let wait = waits.get(connection)
+      if (wait === undefined) waits.set(connection, wait = { untilMs: new Map(), early: 0 })
+      if (wait.untilMs.size >= maxWaitingPublishes) {
+        for (const [waiting, untilMs] of wait.untilMs) if (untilMs + forgetWaitMs < now) wait.untilMs.delete(waiting)
+      }
+      if (wait.untilMs.size >= maxWaitingPublishes) {
+        connection.close(CloseCode.policy, `over ${maxWaitingPublishes} publishes told to wait`)
+        return
+      }
+      wait.untilMs.set(ref, now + retryAfterMs)
     }
-    connection.send(errorFrame('rate_limited', message, ref))
+    connection.send({ ...errorFrame('rate_limited', message, ref), retryAfterMs })
+  }
+
+  /** A publish arrives: if it was told to wait, was the wait over? Three times not, and it is closed. */
+  const resentInTime = (connection: ChatConnection, ref: string): boolean => {
+    const wait = waits.get(connection)
+    const untilMs = wait?.untilMs.get(ref)
+    if (wait === undefined || untilMs === undefined) return true
+    wait.untilMs.delete(ref)
+    if (Date.now() >= untilMs - resendToleranceMs || ++wait.early < maxEarlyResends) return true
+    connection.close(CloseCode.policy, 'sent again without waiting after rate limiting')
+    return false
   }
 
   const handle = async (connection: ChatConnection, frame: ClientFrame): Promise<void> => {
@@ -120,8 +163,8 @@ export default fp(async function chatEndpoint (fastify) {
     }
   }
 
-  const answerRefusal = (connection: ChatConnection, refusal: { code: ErrorCode, message: string }, ref: string): void => {
-    if (refusal.code === 'rate_limited') refuseForRate(connection, refusal.message, ref)
+  const answerRefusal = (connection: ChatConnection, refusal: { code: ErrorCode, message: string, retryAfterMs?: number }, ref: string): void => {
+    if (refusal.code === 'rate_limited') refuseForRate(connection, refusal.message, refusal.retryAfterMs ?? 1000, ref)
     else connection.send(errorFrame(refusal.code, refusal.message, ref))
   }
 
@@ -169,8 +212,10 @@ export default fp(async function chatEndpoint (fastify) {
     async text (connection, data) {
       const frame = parseClientFrame(data, config.maxMessageChars)
       const ref = 'ref' in frame ? frame.ref : undefined
-      if (!frameBuckets.take(connection)) {
-        refuseForRate(connection, `over ${frameRatePerSecond} frames per second`, ref)
+      if (ref !== undefined && !resentInTime(connection, ref)) return
+      const frameWaitMs = frameBuckets.take(connection)
+      if (frameWaitMs > 0) {
+        refuseForRate(connection, `over ${frameRatePerSecond} frames per second; send again in ${frameWaitMs} ms`, frameWaitMs, ref)
         return
       }
       if (frame.type === 'error') {
@@ -190,7 +235,8 @@ export default fp(async function chatEndpoint (fastify) {
       sessionConnections?.delete(connection)
       if (sessionConnections?.size === 0) connectionsBySession.delete(sessionKey)
       frameBuckets.delete(connection)
-      refusalBuckets.delete(connection)
+      refusalsWithoutRef.delete(connection)
+      waits.delete(connection)
     },
 
     async drain () {

@@ -7,7 +7,7 @@ import type { User } from '../src/users.js'
 
 export type PublishOutcome =
   | { ok: true, message: MessageFrame, duplicate: boolean }
-  | { ok: false, code: ErrorCode, message: string }
+  | { ok: false, code: ErrorCode, message: string, retryAfterMs?: number }
 
 /** A publish that passed the rate limit and waits, in order, for its commit. */
 export interface QueuedPublish {
@@ -65,10 +65,11 @@ export default fp(async function publish (fastify) {
   fastify.decorate('queuePublish', async (user: User, topic: string, text: string, ref: string | undefined, committed?: (message: MessageFrame) => void) => {
     // Refused before anything is stored.
     const allowed = await perUser.take(user.id)
-    if (allowed === 'limited') {
-      return { ok: false, code: 'rate_limited', message: `over ${publishRatePerSecond} messages per second; nothing was stored` } as const
-    }
     if (allowed === 'unavailable') return unavailable
+    if (allowed !== 'ok') {
+      const { retryAfterMs } = allowed
+      return { ok: false, code: 'rate_limited', message: `over ${publishRatePerSecond} messages per second; nothing was stored; resend in ${retryAfterMs} ms`, retryAfterMs } as const
+    }
     // store() joins the publish queue synchronously, before this function returns.
     const outcome = store(user, topic, text, ref, committed)
     inFlight.add(outcome)

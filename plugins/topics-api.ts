@@ -32,7 +32,7 @@ export default fp(async function topicsApi (fastify) {
     const problem = checkText(text, fastify.config.maxMessageChars)
     if (problem !== undefined) throw new HttpError(400, problem.code, problem.message)
     const outcome = await fastify.publish(request.user as User, topic, text, ref)
-    if (!outcome.ok) throw new HttpError(statusByErrorCode[outcome.code], outcome.code, outcome.message)
+    if (!outcome.ok) throw new HttpError(statusByErrorCode[outcome.code], outcome.code, outcome.message, outcome.retryAfterMs)
     return await reply.code(201).send({ message: outcome.message })
   })
 }, { name: 'topics-api', fastify: '5.x', dependencies: ['config', 'database', 'session', 'publish'] })

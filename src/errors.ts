@@ -1,6 +1,12 @@
 /** An error with an HTTP status and the machine-readable `error` code of the JSON body. */
 export class HttpError extends Error {
-  constructor (readonly statusCode: number, readonly code: string, message: string) {
+  constructor (
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    /** For a 429: the wait before the request would be accepted (Retry-After and `retryAfterMs`). */
+    readonly retryAfterMs?: number
+  ) {
     super(message)
     this.name = 'HttpError'
   }

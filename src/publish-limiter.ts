@@ -18,9 +18,10 @@ ON CONFLICT (user_id) DO UPDATE SET
   tokens = least($2::float8, b.tokens + extract(epoch FROM now() - b.updated_at)::float8 * $3::float8)
          - least($4::int, floor(least($2::float8, b.tokens + extract(epoch FROM now() - b.updated_at)::float8 * $3::float8))),
   updated_at = now()
-RETURNING granted`
+RETURNING granted, tokens`
 
-export type TakeResult = 'ok' | 'limited' | 'unavailable'
+/** Taken, refused with the wait until a token is back, or the bucket could not be read. */
+export type TakeResult = 'ok' | { retryAfterMs: number } | 'unavailable'
 
 /**
  * PUBLISH_RATE / PUBLISH_BURST per user across all instances: a token bucket per user in
@@ -29,8 +30,12 @@ export type TakeResult = 'ok' | 'limited' | 'unavailable'
  * errs on the strict side, never the lenient one.
  */
 export class PublishLimiter {
-  /** Tokens leased by this instance; `empty` records that the bucket itself had none left. */
-  private readonly credits = new Map<number, { tokens: number, expiresMs: number, empty: boolean }>()
+  /**
+   * Tokens leased by this instance; `empty` records that the bucket itself had none left,
+   * and `promised` how many refused publishes were told to come back since: each is given a
+   * later token, so that they do not all come back for the same one.
+   */
+  private readonly credits = new Map<number, { tokens: number, expiresMs: number, empty: boolean, promised: number }>()
   /** One lease at a time per user: publishes arriving meanwhile wait for it, not lease again. */
   private readonly leasing = new Map<number, Promise<void>>()
   private readonly leaseSize: number
@@ -51,7 +56,10 @@ export class PublishLimiter {
       if (this.spend(userId)) return 'ok'
       // The bucket was empty a moment ago: no query until a token can have come back.
       const credit = this.credits.get(userId)
-      if (credit?.empty === true && credit.expiresMs > this.now()) return 'limited'
+      if (credit?.empty === true && credit.expiresMs > this.now()) {
+        credit.promised += 1
+        return { retryAfterMs: Math.ceil(credit.expiresMs - this.now() + (credit.promised * 1000) / this.ratePerSecond) }
+      }
       const pending = this.leasing.get(userId)
       if (pending === undefined) break
       await pending
@@ -59,22 +67,26 @@ export class PublishLimiter {
     let outcome: TakeResult = 'ok'
     const lease = (async () => {
       let granted: number
+      let left: number
       try {
-        const [row] = await this.db.query<{ granted: number }>(leaseSql, [userId, this.burst, this.ratePerSecond, this.leaseSize], 'canopy_lease_tokens')
+        const [row] = await this.db.query<{ granted: number, tokens: number }>(leaseSql, [userId, this.burst, this.ratePerSecond, this.leaseSize], 'canopy_lease_tokens')
         granted = row?.granted ?? 0
+        left = row?.tokens ?? 0
       } catch {
         outcome = 'unavailable'
         return
       }
       const now = this.now()
       if (granted < 1) {
-        outcome = 'limited'
-        this.credits.set(userId, { tokens: 0, expiresMs: now + Math.min(leaseTtlMs, 1000 / this.ratePerSecond), empty: true })
+        // Not asked again before a token is back: that is also the client's hint.
+        const retryAfterMs = Math.max(1, Math.ceil(((1 - left) / this.ratePerSecond) * 1000))
+        outcome = { retryAfterMs }
+        this.credits.set(userId, { tokens: 0, expiresMs: now + retryAfterMs, empty: true, promised: 0 })
         return
       }
       const credit = this.credits.get(userId)
       const kept = credit !== undefined && credit.expiresMs > now ? credit.tokens : 0
-      this.credits.set(userId, { tokens: kept + granted, expiresMs: now + leaseTtlMs, empty: false })
+      this.credits.set(userId, { tokens: kept + granted, expiresMs: now + leaseTtlMs, empty: false, promised: 0 })
     })()
     this.leasing.set(userId, lease)
     try {
@@ -83,7 +95,8 @@ export class PublishLimiter {
       this.leasing.delete(userId)
     }
     if (outcome !== 'ok') return outcome
-    return this.spend(userId) ? 'ok' : 'limited'
+    // Leased, and spent by other publishes of this user meanwhile: a token is one lease away.
+    return this.spend(userId) ? 'ok' : { retryAfterMs: Math.max(1, Math.ceil(1000 / this.ratePerSecond)) }
   }
 
   /** Takes a token from this instance's unexpired lease, if it has one. */

@@ -16,19 +16,22 @@ export class TokenBuckets<Key> {
     this.sweepTimer = setInterval(() => { this.sweep() }, Math.max(1000, Math.min(refillMs, 60_000))).unref()
   }
 
-  /** Takes one token for `key`; false (and nothing taken) when the bucket is empty. */
-  take (key: Key): boolean {
+  /**
+   * Takes one token for `key`: 0 when taken, else (nothing taken) the milliseconds until a
+   * token is back.
+   */
+  take (key: Key): number {
     const now = this.now()
     const bucket = this.buckets.get(key)
     if (bucket === undefined) {
       this.buckets.set(key, { tokens: this.burst - 1, updatedMs: now })
-      return true
+      return 0
     }
     bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.updatedMs) / 1000) * this.ratePerSecond)
     bucket.updatedMs = now
-    if (bucket.tokens < 1) return false
+    if (bucket.tokens < 1) return Math.max(1, Math.ceil(((1 - bucket.tokens) / this.ratePerSecond) * 1000))
     bucket.tokens -= 1
-    return true
+    return 0
   }
 
   delete (key: Key): void {

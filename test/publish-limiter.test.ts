@@ -24,11 +24,17 @@ t.test('the publish limiter', async (t) => {
     t.teardown(() => { limiter.stop() })
     await app.db.query('UPDATE publish_buckets SET tokens = 0, updated_at = now() WHERE user_id = $1', [id])
     queries.length = 0
-    t.equal(await limiter.take(id), 'limited')
-    t.equal(await limiter.take(id), 'limited')
+    const first = await limiter.take(id)
+    if (typeof first !== 'object') throw new Error(`refused with a wait, not ${first}`)
+    t.ok(first.retryAfterMs >= 999_000 && first.retryAfterMs <= 1_000_000, `the wait is until a token is back at 0.001/s: ${first.retryAfterMs} ms`)
+    const second = await limiter.take(id)
+    t.same(second, { retryAfterMs: first.retryAfterMs + 1_000_000 }, 'the next one refused is told to wait for the next token')
     t.equal(queries.length, 1, 'the second refusal cost no query')
-    now += 1001
-    t.equal(await limiter.take(id), 'limited')
-    t.equal(queries.length, 2, 'asked again after the lease time')
+    now += first.retryAfterMs - 1
+    t.same(await limiter.take(id), { retryAfterMs: 1 + 2_000_000 }, 'and the third for the one after')
+    t.equal(queries.length, 1, 'not asked again before the token can be back')
+    now += 1
+    await limiter.take(id)
+    t.equal(queries.length, 2, 'asked again once it can be')
   })
 })
