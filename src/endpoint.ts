@@ -208,8 +208,9 @@ export function addEndpoint<State, Frame extends object = object> (fastify: Fast
     // @fastify/websocket's error listener closes over the request and reply; this one does
     // the same job (log, then drop the socket) without them.
     socket.removeAllListeners('error')
-    socket.on('error', (error) => {
-      fastify.log.warn({ err: error, reqId, endpoint }, 'socket error')
+    socket.on('error', (error: Error & { code?: string }) => {
+      // The peer's fault (a frame too large, bad UTF-8, …): one line, no stack; ws closes the socket.
+      fastify.log.info({ reqId, endpoint, code: error.code, reason: error.message }, 'socket error')
       socket.terminate()
     })
     detachUpgradeResponse(socket)
