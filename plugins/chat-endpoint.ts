@@ -74,6 +74,11 @@ export default fp(async function chatEndpoint (fastify) {
       connection.send(errorFrame('bad_request', `at most ${maxTopicsPerConnection} topics per connection`))
       return
     }
+    const readWaitMs = fastify.historyReads.take(connection.state.user.id)
+    if (readWaitMs > 0) {
+      refuseForRate(connection, `over the history reads a user may make per second; subscribe again in ${readWaitMs} ms`, readWaitMs, undefined, topic)
+      return
+    }
     if (isNew) topics.set(topic, false)
     try {
       await topicBus.subscribe(topic, connection, { since, historyLimit: config.historyLimit }, (history) => subscribed(topic, history))
@@ -105,7 +110,7 @@ export default fp(async function chatEndpoint (fastify) {
    * A frame refused for its rate, with the wait before one would be accepted. A client that
    * keeps sending before its wait is over is closed with 1008; one that waits never is.
    */
-  const refuseForRate = (connection: ChatConnection, message: string, retryAfterMs: number, ref?: string): void => {
+  const refuseForRate = (connection: ChatConnection, message: string, retryAfterMs: number, ref?: string, topic?: string): void => {
     const now = Date.now()
     if (ref === undefined) {
       if (refusalsWithoutRef.take(connection) > 0) {
@@ -124,7 +129,7 @@ export default fp(async function chatEndpoint (fastify) {
       }
       wait.untilMs.set(ref, now + retryAfterMs)
     }
-    connection.send({ ...errorFrame('rate_limited', message, ref), retryAfterMs })
+    connection.send({ ...errorFrame('rate_limited', message, ref), ...(topic === undefined ? {} : { topic }), retryAfterMs })
   }
 
   /** A publish arrives: if it was told to wait, was the wait over? Three times not, and it is closed. */
@@ -255,7 +260,7 @@ export default fp(async function chatEndpoint (fastify) {
   topicBus.onEvent((event) => { if (event.kind === 'logout') closeSession(event.sessionKey) })
 
   fastify.decorate('chatConnections', endpoint.connections)
-}, { name: 'chat-endpoint', fastify: '5.x', dependencies: ['config', 'websocket', 'session', 'accounts', 'topic-bus', 'presence', 'publish'] })
+}, { name: 'chat-endpoint', fastify: '5.x', dependencies: ['config', 'websocket', 'session', 'accounts', 'topic-bus', 'presence', 'publish', 'history-budget'] })
 
 /** The first frame of a subscription, and every later one: the topic's history. */
 function subscribed (topic: string, history: History): ServerFrame {

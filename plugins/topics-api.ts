@@ -18,6 +18,8 @@ export default fp(async function topicsApi (fastify) {
     preHandler: fastify.requireUser
   }, async (request) => {
     checkTopic(request.params.topic)
+    const waitMs = fastify.historyReads.take((request.user as User).id)
+    if (waitMs > 0) throw new HttpError(429, 'rate_limited', `Too many history reads; try again in ${waitMs} ms`, waitMs)
     const { before, limit = fastify.config.historyLimit } = request.query
     return { messages: await readPage(fastify.db, request.params.topic, before, limit) }
   })
@@ -35,4 +37,4 @@ export default fp(async function topicsApi (fastify) {
     if (!outcome.ok) throw new HttpError(statusByErrorCode[outcome.code], outcome.code, outcome.message, outcome.retryAfterMs)
     return await reply.code(201).send({ message: outcome.message })
   })
-}, { name: 'topics-api', fastify: '5.x', dependencies: ['config', 'database', 'session', 'publish'] })
+}, { name: 'topics-api', fastify: '5.x', dependencies: ['config', 'database', 'session', 'publish', 'history-budget'] })

@@ -108,6 +108,8 @@ export const ErrorFrame = Type.Object({
   code: Type.Union(errorCodes.map((code) => Type.Literal(code))),
   message: Type.String(),
   ref: Type.Optional(Type.String()),
+  /** The topic of a refused subscribe. */
+  topic: Type.Optional(Type.String()),
   retryAfterMs: Type.Optional(Type.Integer({ minimum: 0 }))
 })
 export const ServerFrame = Type.Union([MessageFrame, SubscribedFrame, UnsubscribedFrame, AckFrame, JoinedFrame, LeftFrame, ErrorFrame])

@@ -39,6 +39,8 @@ interface TopicState {
 const fillRetryMs = 500
 /** Rows read per query when filling a gap; a longer gap takes several. */
 const fillPageSize = 1000
+/** Gap fills reading at once, however many topics need one (after a LISTEN reconnect, all do). */
+const maxConcurrentFills = 4
 
 export class BusUnavailableError extends Error {
   override name = 'BusUnavailableError'
@@ -60,6 +62,9 @@ export class TopicBus {
   private listener: Listener | undefined
   private readonly eventHandlers: Array<(event: BusEvent) => void> = []
   private readonly readyWaiters: Array<() => void> = []
+  private fillsReading = 0
+  /** Fills waiting for one of the maxConcurrentFills places. */
+  private readonly fillsWaiting: Array<() => void> = []
 
   constructor (
     private readonly db: Database,
@@ -287,7 +292,7 @@ export class TopicBus {
       const readToEnd = state.readToEnd
       state.readToEnd = false
       state.filling = true
-      readRange(this.db, topic, from, upTo, fillPageSize).then((frames) => {
+      this.inFillPlace(async () => await readRange(this.db, topic, from, upTo, fillPageSize)).then((frames) => {
         state.filling = false
         if (this.topics.get(topic) !== state) return
         for (const frame of frames) if (frame.id === (state.lastId ?? 0) + 1) this.fanOut(state, frame)
@@ -303,5 +308,19 @@ export class TopicBus {
         }, fillRetryMs).unref()
       })
     })
+  }
+
+  /** Runs a gap read in one of the maxConcurrentFills places, once one is free. */
+  private async inFillPlace<T> (read: () => Promise<T>): Promise<T> {
+    if (this.fillsReading < maxConcurrentFills) this.fillsReading++
+    else await new Promise<void>((resolve) => { this.fillsWaiting.push(resolve) })
+    try {
+      return await read()
+    } finally {
+      // The place goes to the next fill waiting, or is free again.
+      const next = this.fillsWaiting.shift()
+      if (next !== undefined) next()
+      else this.fillsReading--
+    }
   }
 }

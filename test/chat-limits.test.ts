@@ -150,6 +150,36 @@ t.test('a client that waits the hint it was given, with 32 publishes in flight, 
   client.close()
 })
 
+t.test('history reads have a per-user budget: subscribes on every connection and HTTP pages share it', async (t) => {
+  const app = await buildTestApp(t)
+  const { cookie } = await register(app)
+  const [first, second] = [await connect(app, cookie, { topic: 'budget' }), await connect(app, cookie, { topic: 'budget' })]
+  await first.nextOf('subscribed')
+  await second.nextOf('subscribed')
+  // Reads far faster than the budget refills (20/s): the burst of 100 runs out, shared by
+  // HTTP and both connections.
+  let reads = 2
+  let http
+  do {
+    http = await app.inject({ url: '/api/topics/budget/messages', headers: { cookie } })
+    reads++
+  } while (http.statusCode === 200 && reads < 1000)
+  t.equal(http.statusCode, 429, `over HTTP: 429 after ${reads} reads`)
+  t.match(http.json(), { error: 'rate_limited', retryAfterMs: Number })
+  t.match(http.headers['retry-after'], /^\d+$/)
+  let refusal
+  for (let i = 0; refusal === undefined && i < 1000; i++) {
+    const connection = i % 2 === 0 ? first : second
+    connection.send({ type: 'subscribe', topic: `budget-${i}` })
+    const frame = await connection.next()
+    if (frame.type === 'error') refusal = { frame, topic: `budget-${i}` }
+  }
+  t.match(refusal?.frame, { code: 'rate_limited', topic: refusal?.topic }, 'a subscribe over the budget is refused, naming its topic')
+  t.ok((refusal?.frame.type === 'error' ? refusal.frame.retryAfterMs ?? 0 : 0) > 0, 'with the wait')
+  const other = await register(app)
+  t.equal((await app.inject({ url: '/api/topics/budget/messages', headers: { cookie: other.cookie } })).statusCode, 200, 'another user is not held back')
+})
+
 t.test('logout closes that session\'s sockets with 4401, and only those', async (t) => {
   const app = await buildTestApp(t)
   const url = await listen(app)

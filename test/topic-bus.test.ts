@@ -1,0 +1,47 @@
+import t from 'tap'
+import type { Database } from '../src/db/database.js'
+import type { ServerFrame } from '../src/protocol.js'
+import { TopicBus, type Subscriber } from '../src/topic-bus.js'
+import { buildTestApp, register } from './helpers/app.js'
+import { startPostgres } from './helpers/postgres.js'
+
+t.test('a catch-up of many topics reads a few at a time, and delivers each topic\'s missed message once', async (t) => {
+  // On a server, where reads really run side by side (PGlite runs one at a time anyway).
+  const app = await buildTestApp(t, { DATABASE_URL: (await startPostgres(t)).url })
+  const { id } = await register(app)
+  let reading = 0
+  let mostAtOnce = 0
+  // The app's database, counting the gap reads in flight.
+  const db: Database = Object.create(app.db, {
+    query: {
+      value: async <Row extends object>(text: string, params?: unknown[], name?: string): Promise<Row[]> => {
+        const isGapRead = text.includes('coalesce($3')
+        if (isGapRead) mostAtOnce = Math.max(mostAtOnce, ++reading)
+        try {
+          return await app.db.query<Row>(text, params, name)
+        } finally {
+          if (isGapRead) reading--
+        }
+      }
+    }
+  }) as Database
+  const bus = new TopicBus(db, app.log)
+  t.teardown(async () => { await bus.close() })
+  const topics = Array.from({ length: 12 }, (_, i) => `t${i}`)
+  const received: ServerFrame[] = []
+  let wake: (() => void) | undefined
+  const subscriber: Subscriber = {
+    send (frame) { received.push(Buffer.isBuffer(frame) ? JSON.parse(frame.toString()) as ServerFrame : frame); wake?.() },
+    reply () {}
+  }
+  for (const topic of topics) await bus.subscribe(topic, subscriber, { historyLimit: 30 }, (history) => ({ type: 'subscribed', topic, history: history.messages }))
+  // Committed while this bus heard nothing: one message in each topic.
+  for (const topic of topics) {
+    await app.db.query('INSERT INTO topics (name, last_id) VALUES ($1, 1)', [topic])
+    await app.db.query("INSERT INTO messages (topic, id, author_id, author, text) VALUES ($1, 1, $2, 'w', 'missed')", [topic, id])
+  }
+  bus.catchUp()
+  while (received.length < topics.length) await new Promise<void>((resolve) => { wake = resolve })
+  t.same(received.map((frame) => frame.type === 'message' ? `${frame.topic}#${frame.id}` : frame.type).sort(), topics.map((topic) => `${topic}#1`).sort())
+  t.equal(mostAtOnce, 4, 'four gap reads at once, no more')
+})
