@@ -11,7 +11,11 @@ import { newWsTicket } from '../src/tickets.js'
 declare module 'fastify' {
   interface FastifyInstance {
     /** Called with the session id of every logout, so open sockets of that session can be closed. */
-    onLogout(listener: (sessionId: string) => void): void
+    /**
+     * Called with the session id of every session that ends here: a logout, or a login that
+     * replaces the session it was sent with. Open sockets of that session are closed.
+     */
+    onSessionEnded(listener: (sessionId: string) => void): void
   }
 }
 
@@ -34,13 +38,17 @@ const invalidCredentials = (): HttpError => new HttpError(401, 'invalid_credenti
 export default fp(async function accounts (fastify) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const { loginAttemptsPerMinute, registerAttemptsPerHour } = fastify.config
-  const logoutListeners: Array<(sessionId: string) => void> = []
-  fastify.decorate('onLogout', (listener: (sessionId: string) => void) => { logoutListeners.push(listener) })
+  const endedListeners: Array<(sessionId: string) => void> = []
+  fastify.decorate('onSessionEnded', (listener: (sessionId: string) => void) => { endedListeners.push(listener) })
+  const sessionEnded = (sessionId: string): void => { for (const listener of endedListeners) listener(sessionId) }
 
   const startSession = async (request: FastifyRequest, user: User): Promise<void> => {
     // A new session id at login, so a session id planted before login is worth nothing.
-    // regenerate() replaces request.session: read it only afterwards.
+    // regenerate() destroys the session the request came with and replaces request.session:
+    // read it only afterwards. A logged-in session replaced so has ended.
+    const replaced = request.user === undefined ? undefined : request.session.sessionId
     await request.session.regenerate()
+    if (replaced !== undefined) sessionEnded(replaced)
     const { session } = request
     session.userId = user.id
     session.userName = user.name
@@ -87,7 +95,7 @@ export default fp(async function accounts (fastify) {
     const loggedIn = request.user !== undefined
     await request.session.destroy()
     void reply.clearCookie(sessionCookieName, { path: '/' })
-    if (loggedIn) for (const listener of logoutListeners) listener(sessionId)
+    if (loggedIn) sessionEnded(sessionId)
     return await reply.code(204).send()
   })
 

@@ -11,8 +11,8 @@ import { showsItsTicket } from '../src/tickets.js'
 /** What the chat keeps per connection. */
 interface ChatState {
   user: User
-  /** The HTTP session that opened the socket, hashed: its logout, on any instance, closes the socket. */
-  sessionKey: string
+  /** The HTTP session that opened the socket: when it ends, by any path, the socket is closed. */
+  sessionId: string
   /** Subscribed topics; true once the connection counts there for presence (joined, not yet left). */
   topics: Map<string, boolean>
   /** The topic of the URL, subscribed right after opening. */
@@ -25,9 +25,19 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The open /chat connections of this instance. */
     chatConnections: ReadonlySet<ChatConnection>
+    /**
+     * Closes the sockets of sessions that ended without a word reaching this instance (they
+     * expired, or a logout's announcement was lost); runs every sessionCheckMs.
+     */
+    closeEndedSessions(): Promise<void>
   }
 }
 
+/**
+ * Every instance checks this often that the sessions of its sockets are still valid: the
+ * announcement of a logout is the fast path, this is the one that cannot be lost.
+ */
+const sessionCheckMs = 15_000
 /** Topics one connection may subscribe to at once. */
 const maxTopicsPerConnection = 100
 /**
@@ -58,7 +68,8 @@ const maxRefusalsWithoutRef = 64
  */
 export default fp(async function chatEndpoint (fastify) {
   const { config, topicBus, presence } = fastify
-  const connectionsBySession = new Map<string, Set<ChatConnection>>()
+  /** By session key (the session id hashed, as it travels between instances). */
+  const connectionsBySession = new Map<string, { sessionId: string, connections: Set<ChatConnection> }>()
   const connectionsByUser = new Map<number, number>()
   const frameRatePerSecond = Math.max(minFrameRatePerSecond, 2 * config.publishRatePerSecond)
   const frameBuckets = new TokenBuckets<ChatConnection>(frameRatePerSecond, Math.max(minFrameBurst, 2 * config.publishBurst))
@@ -195,18 +206,19 @@ export default fp(async function chatEndpoint (fastify) {
       }
       return {
         user,
-        sessionKey: sessionKey(session.sessionId),
+        sessionId: session.sessionId,
         topics: new Map(),
         firstTopic: topic === undefined || topic === '' ? defaultTopic : typeof topic === 'string' ? topic : undefined
       }
     },
 
     async opened (connection) {
-      const { user, sessionKey, firstTopic } = connection.state
+      const { user, sessionId, firstTopic } = connection.state
       connectionsByUser.set(user.id, (connectionsByUser.get(user.id) ?? 0) + 1)
-      let sessionConnections = connectionsBySession.get(sessionKey)
-      if (sessionConnections === undefined) connectionsBySession.set(sessionKey, sessionConnections = new Set())
-      sessionConnections.add(connection)
+      const key = sessionKey(sessionId)
+      let ofSession = connectionsBySession.get(key)
+      if (ofSession === undefined) connectionsBySession.set(key, ofSession = { sessionId, connections: new Set() })
+      ofSession.connections.add(connection)
       if (!isValidTopic(firstTopic)) {
         connection.send(errorFrame('bad_topic', 'the topic in the URL is not a topic name; subscribe to one'))
         return
@@ -231,14 +243,15 @@ export default fp(async function chatEndpoint (fastify) {
     },
 
     closed (connection) {
-      const { user, sessionKey, topics } = connection.state
+      const { user, sessionId, topics } = connection.state
       for (const topic of topics.keys()) unsubscribe(connection, topic)
       const count = (connectionsByUser.get(user.id) ?? 1) - 1
       if (count > 0) connectionsByUser.set(user.id, count)
       else connectionsByUser.delete(user.id)
-      const sessionConnections = connectionsBySession.get(sessionKey)
-      sessionConnections?.delete(connection)
-      if (sessionConnections?.size === 0) connectionsBySession.delete(sessionKey)
+      const key = sessionKey(sessionId)
+      const ofSession = connectionsBySession.get(key)
+      ofSession?.connections.delete(connection)
+      if (ofSession?.connections.size === 0) connectionsBySession.delete(key)
       frameBuckets.delete(connection)
       refusalsWithoutRef.delete(connection)
       waits.delete(connection)
@@ -250,14 +263,30 @@ export default fp(async function chatEndpoint (fastify) {
   })
 
   const closeSession = (key: string): void => {
-    for (const connection of connectionsBySession.get(key) ?? []) connection.close(CloseCode.loggedOut, 'logged out')
+    for (const connection of connectionsBySession.get(key)?.connections ?? []) connection.close(CloseCode.loggedOut, 'logged out')
   }
-  fastify.onLogout((sessionId) => {
+  fastify.onSessionEnded((sessionId) => {
     const key = sessionKey(sessionId)
     closeSession(key)
     topicBus.announce({ kind: 'logout', sessionKey: key })
   })
   topicBus.onEvent((event) => { if (event.kind === 'logout') closeSession(event.sessionKey) })
+
+  const closeEndedSessions = async (): Promise<void> => {
+    const open = [...connectionsBySession]
+    if (open.length === 0) return
+    let valid: Set<string>
+    try {
+      valid = await fastify.sessionStore.stillValid(open.map(([, { sessionId }]) => sessionId))
+    } catch (error) {
+      fastify.log.warn({ err: error }, 'checking the sessions of open sockets failed')
+      return
+    }
+    for (const [key, { sessionId }] of open) if (!valid.has(sessionId)) closeSession(key)
+  }
+  const sessionCheckTimer = setInterval(() => { void closeEndedSessions() }, sessionCheckMs).unref()
+  fastify.addHook('onClose', async () => { clearInterval(sessionCheckTimer) })
+  fastify.decorate('closeEndedSessions', closeEndedSessions)
 
   fastify.decorate('chatConnections', endpoint.connections)
 }, { name: 'chat-endpoint', fastify: '5.x', dependencies: ['config', 'websocket', 'session', 'accounts', 'topic-bus', 'presence', 'publish', 'history-budget'] })

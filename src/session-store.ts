@@ -1,6 +1,6 @@
 import type { SessionStore } from '@fastify/session'
 import type { Session } from 'fastify'
-import { and, eq, gt, lte, sql } from 'drizzle-orm'
+import { and, eq, gt, inArray, lte, sql } from 'drizzle-orm'
 import type { Orm } from './db/database.js'
 import { sessions } from './db/schema.js'
 import { HttpError } from './errors.js'
@@ -39,6 +39,14 @@ export class PostgresSessionStore implements SessionStore {
 
   destroy (sid: string, callback: Callback): void {
     this.orm.delete(sessions).where(eq(sessions.sid, sid)).then(() => { callback() }, (error: unknown) => { callback(unavailable(error)) })
+  }
+
+  /** Of these session ids, the ones still valid (stored, not expired). */
+  async stillValid (sids: readonly string[]): Promise<Set<string>> {
+    if (sids.length === 0) return new Set()
+    const rows = await this.orm.select({ sid: sessions.sid }).from(sessions)
+      .where(and(inArray(sessions.sid, [...sids]), gt(sessions.expiresAt, sql`now()`)))
+    return new Set(rows.map((row) => row.sid))
   }
 
   /** Removes expired sessions; returns how many. */

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildTestApp, register } from './helpers/app.js'
-import { connect, connectTcp, ticketFor } from './helpers/chat.js'
+import { buildTestApp, register, sessionCookie } from './helpers/app.js'
+import { connect, connectTcp, ticketFor, type ChatClient } from './helpers/chat.js'
 import { CloseCode } from '../src/protocol.js'
 
 async function listen (app: FastifyInstance): Promise<string> {
@@ -196,6 +196,56 @@ t.test('logout closes that session\'s sockets with 4401, and only those', async 
   t.same(await b.nextOf('left'), { type: 'left', topic: 'general', user: first.username })
   b.send({ type: 'subscribe', topic: 'general' })
   t.match(await b.nextOf('subscribed'), { topic: 'general' }, 'the other session stays open')
+})
+
+t.test('a session that ends by any path closes its sockets with 4401; other sessions of the same user stay', async (t) => {
+  const app = await buildTestApp(t)
+  const url = await listen(app)
+  const { cookie, username, id } = await register(app)
+  const login = async (withCookie?: string): Promise<string> => {
+    const response = await app.inject({ method: 'POST', url: '/api/login', headers: withCookie === undefined ? {} : { cookie: withCookie }, payload: { username, password: 'correct horse' } })
+    if (response.statusCode !== 200) throw new Error(`login: ${response.statusCode}`)
+    return sessionCookie(response)
+  }
+  const open = async (sessionCookieValue: string): Promise<ChatClient> => {
+    const client = await connectTcp(url, sessionCookieValue, await ticketFor(app, sessionCookieValue))
+    await client.nextOf('subscribed')
+    return client
+  }
+
+  await t.test('a login sent with the session\'s cookie replaces it', async (t) => {
+    const replaced = await open(cookie)
+    const otherBrowser = await login()
+    const elsewhere = await open(otherBrowser)
+    const renewed = await login(cookie)
+    t.equal((await replaced.closed).code, CloseCode.loggedOut, 'the replaced session\'s socket: 4401')
+    const stays = await open(renewed)
+    elsewhere.send({ type: 'subscribe', topic: 'still' })
+    t.match(await elsewhere.nextOf('subscribed'), { topic: 'still' }, 'a login from another browser is left alone')
+    elsewhere.close()
+    stays.close()
+  })
+
+  await t.test('an expired session, and one removed without a word reaching this instance', async (t) => {
+    const expiring = await login()
+    const removed = await login()
+    const keeps = await login()
+    const [a, b, c] = [await open(expiring), await open(removed), await open(keeps)]
+    const sid = async (value: string): Promise<string> => {
+      const rows = await app.db.query<{ sid: string }>('SELECT sid FROM sessions WHERE user_id = $1', [id])
+      const found = rows.find((row) => decodeURIComponent(value).includes(`=${row.sid}.`))
+      if (found === undefined) throw new Error('no session row for the cookie')
+      return found.sid
+    }
+    await app.db.query("UPDATE sessions SET expires_at = now() - interval '1 second' WHERE sid = $1", [await sid(expiring)])
+    await app.db.query('DELETE FROM sessions WHERE sid = $1', [await sid(removed)])
+    await app.closeEndedSessions()
+    t.equal((await a.closed).code, CloseCode.loggedOut, 'expired: 4401')
+    t.equal((await b.closed).code, CloseCode.loggedOut, 'gone from the store: 4401')
+    c.send({ type: 'subscribe', topic: 'still' })
+    t.match(await c.nextOf('subscribed'), { topic: 'still' }, 'a valid session stays')
+    c.close()
+  })
 })
 
 t.test('keep-alive terminates a peer that answers no ping, and its topics get left', async (t) => {
