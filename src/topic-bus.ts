@@ -13,7 +13,11 @@ export interface Subscriber {
 }
 
 interface Subscription {
-  /** The highest message id this subscriber has (from history or live). */
+  /**
+   * The message id up to which this subscriber has every message (from history or live).
+   * Only the next one is sent live: a subscriber whose catch-up was truncated gets nothing
+   * live until it has caught up with `since`, so it never gets a message twice or out of order.
+   */
   cursor: number
   /** Live messages held back while this subscriber's history is being read. */
   backlog: MessageFrame[] | undefined
@@ -239,7 +243,7 @@ export class TopicBus {
     const data = Buffer.from(JSON.stringify(frame))
     for (const [subscriber, subscription] of state.subscribers) {
       if (subscription.backlog !== undefined) subscription.backlog.push(frame)
-      else if (frame.id > subscription.cursor) {
+      else if (frame.id === subscription.cursor + 1) {
         subscription.cursor = frame.id
         this.deliver(subscriber, data)
       }
@@ -247,7 +251,7 @@ export class TopicBus {
   }
 
   private sendTo (subscriber: Subscriber, subscription: Subscription | undefined, frame: MessageFrame): void {
-    if (subscription === undefined || frame.id <= subscription.cursor) return
+    if (subscription === undefined || frame.id !== subscription.cursor + 1) return
     subscription.cursor = frame.id
     this.deliver(subscriber, frame)
   }

@@ -304,9 +304,24 @@ t.test('a large catch-up comes in replies of at most 1000 messages and 256 KiB, 
   const ids: number[] = []
   let since = 0
   let replies = 0
+  const writer = await connect(app, (await register(app)).cookie, { topic: 'big' })
+  await writer.nextOf('subscribed')
   for (;;) {
     client.send({ type: 'subscribe', topic: 'big', since })
-    const reply = await client.nextOf('subscribed')
+    let reply
+    // Messages published during the catch-up come in order, once, whichever way they come.
+    for (let frame = await client.next(); reply === undefined; frame = await client.next()) {
+      if (frame.type === 'subscribed') reply = frame
+      else if (frame.type === 'message') ids.push(frame.id)
+      if (reply !== undefined) break
+    }
+    if (reply === undefined) throw new Error('no reply')
+    if (replies === 0) {
+      for (let i = 0; i < 3; i++) {
+        writer.send({ type: 'publish', topic: 'big', text: `live ${i}`, ref: `live${i}` })
+        await writer.nextOf('ack')
+      }
+    }
     replies++
     const sizes = reply.history.map((message) => Buffer.byteLength(JSON.stringify(message)))
     t.ok(reply.history.length <= 1000, `reply ${replies}: ${reply.history.length} messages`)
@@ -315,10 +330,11 @@ t.test('a large catch-up comes in replies of at most 1000 messages and 256 KiB, 
     if (reply.truncated !== true) break
     since = reply.history.at(-1)?.id ?? since
   }
-  t.same(ids, Array.from({ length: total }, (_, i) => i + 1), 'every message once, in order')
+  t.same(ids, Array.from({ length: total + 3 }, (_, i) => i + 1), 'every message once, in order, the live ones too')
   t.ok(replies > 1, `${replies} replies`)
   client.send({ type: 'publish', topic: 'big', text: 'still here', ref: 'after' })
-  t.equal((await client.nextOf('ack')).id, total + 1, 'the connection is still open and working')
+  t.equal((await client.nextOf('ack')).id, total + 4, 'the connection is still open and working')
+  t.equal((await client.nextOf('message')).id, total + 4, 'and hears the topic live once caught up')
   client.close()
 })
 
