@@ -62,6 +62,8 @@ function canopyEnv (port: number, databaseUrl: string, dataDir: string, sessionS
     PUBLISH_RATE: '1000000',
     PUBLISH_BURST: '1000000000',
     MAX_CONNECTIONS_PER_USER: '100000',
+    HISTORY_READ_RATE: '1000000',
+    HISTORY_READ_BURST: '1000000',
     LOGIN_ATTEMPTS: '100000'
   }
 }

@@ -11,13 +11,13 @@ declare module 'fastify' {
   }
 }
 
-/** Each a query: a user's history reads per second, however many connections they open. */
-const historyReadsPerSecond = 20
-/** Enough for a page that subscribes every topic of a connection at once. */
-const historyReadBurst = 100
-
+/**
+ * Each read is a query: HISTORY_READ_RATE per user per second, however many connections the
+ * user opens, with a burst (HISTORY_READ_BURST, 100 by default) enough for a page that
+ * subscribes every topic of a connection at once.
+ */
 export default fp(async function historyBudget (fastify) {
-  const reads = new TokenBuckets<number>(historyReadsPerSecond, historyReadBurst)
+  const reads = new TokenBuckets<number>(fastify.config.historyReadsPerSecond, fastify.config.historyReadBurst)
   fastify.decorate('historyReads', reads)
   fastify.addHook('onClose', async () => { reads.stop() })
-}, { name: 'history-budget', fastify: '5.x' })
+}, { name: 'history-budget', fastify: '5.x', dependencies: ['config'] })

@@ -26,7 +26,9 @@ const EnvSchema = Type.Object({
   REGISTER_ATTEMPTS: Type.Integer({ minimum: 1, default: 20 }),
   TRUST_PROXY: Type.String({ default: '' }),
   MAX_CONNECTIONS_PER_USER: Type.Integer({ minimum: 1, default: 20 }),
-  SEND_BUFFER_LIMIT: Type.Integer({ minimum: 1024, default: 1024 * 1024 })
+  SEND_BUFFER_LIMIT: Type.Integer({ minimum: 1024, default: 1024 * 1024 }),
+  HISTORY_READ_RATE: Type.Number({ exclusiveMinimum: 0, default: 20 }),
+  HISTORY_READ_BURST: Type.Integer({ minimum: 1, default: 100 })
 })
 type Env = Static<typeof EnvSchema>
 
@@ -58,6 +60,9 @@ export interface Config {
   maxConnectionsPerUser: number
   /** Unsent bytes a socket may hold before it is closed as a slow consumer (1013). */
   sendBufferLimitBytes: number
+  /** History reads (subscribes, history pages) per user per second on one instance, and the burst. */
+  historyReadsPerSecond: number
+  historyReadBurst: number
 }
 
 export class ConfigError extends Error {
@@ -121,7 +126,9 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
     publishRatePerSecond: parsed.PUBLISH_RATE,
     publishBurst: parsed.PUBLISH_BURST,
     loginAttemptsPerMinute: parsed.LOGIN_ATTEMPTS,
-    registerAttemptsPerHour: parsed.REGISTER_ATTEMPTS
+    registerAttemptsPerHour: parsed.REGISTER_ATTEMPTS,
+    historyReadsPerSecond: parsed.HISTORY_READ_RATE,
+    historyReadBurst: parsed.HISTORY_READ_BURST
   }
 }
 
