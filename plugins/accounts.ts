@@ -55,7 +55,19 @@ export default fp(async function accounts (fastify) {
     session.wsTicket = newWsTicket()
   }
 
+  /**
+   * In production the session cookie is Secure, and a browser drops it over plain HTTP:
+   * a login that reaches the server so is refused in words, instead of a cookie that vanishes.
+   */
+  const requireSecureTransport = async (request: FastifyRequest): Promise<void> => {
+    if (fastify.config.production && request.protocol !== 'https') {
+      throw new HttpError(403, 'insecure_transport', 'This server runs in production, where the session cookie is only sent over HTTPS: ' +
+        'reach it over HTTPS, or through a TLS proxy with TRUST_PROXY set so that its X-Forwarded-Proto is believed')
+    }
+  }
+
   app.post('/api/register', {
+    onRequest: requireSecureTransport,
     schema: { body: Credentials, response: { 201: UserBody } },
     schemaErrorFormatter: registrationError,
     // After validation: a body refused with 400 costs no password hash, so it is not counted.
@@ -71,6 +83,7 @@ export default fp(async function accounts (fastify) {
   })
 
   app.post('/api/login', {
+    onRequest: requireSecureTransport,
     schema: { body: LoginBody, response: { 200: UserBody } },
     schemaErrorFormatter: () => new Error('Send {"username","password"} as JSON'),
     // After validation, so the body is a LoginBody; the name is counted without regard to case.

@@ -90,6 +90,10 @@ export function fastifyOptions (config: Config): FastifyServerOptions {
 /** The app factory: every plugin of Canopy, composed in dependency order. */
 export async function buildApp (config: Config): Promise<FastifyInstance> {
   const app = Fastify(fastifyOptions(config))
+  if (config.production && config.trustProxy === false) {
+    app.log.warn('NODE_ENV=production and TRUST_PROXY is unset: the session cookie is Secure, so logins work only over HTTPS ' +
+      'straight to this server; behind a TLS proxy, set TRUST_PROXY to its address')
+  }
   await app.register(fp(async (fastify) => { fastify.decorate('config', config) }, { name: 'config', fastify: '5.x' }))
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler(async (request, reply) => {

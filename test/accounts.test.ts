@@ -182,6 +182,18 @@ t.test('the limits are shared by every instance on one Postgres', async (t) => {
   })
 })
 
+t.test('in production, a login or register over plain HTTP is refused in words: 403 insecure_transport', async (t) => {
+  const app = await buildTestApp(t, { NODE_ENV: 'production', SESSION_SECRET: 'a-production-secret-of-enough-length', TRUST_PROXY: 'true' })
+  for (const url of ['/api/register', '/api/login']) {
+    const response = await app.inject({ method: 'POST', url, payload: { username: uniqueName(), password: 'password123' } })
+    t.equal(response.statusCode, 403, url)
+    t.match(response.json(), { error: 'insecure_transport', message: /HTTPS.*TRUST_PROXY/ })
+    t.equal(response.headers['set-cookie'], undefined, 'and no cookie')
+  }
+  const development = await buildTestApp(t)
+  t.equal((await development.inject({ method: 'POST', url: '/api/register', payload: { username: uniqueName(), password: 'password123' } })).statusCode, 201, 'plain HTTP is fine outside production')
+})
+
 t.test('the cookie is Secure in production', async (t) => {
   const app = await buildTestApp(t, { NODE_ENV: 'production', SESSION_SECRET: 'a-production-secret-of-enough-length', TRUST_PROXY: 'true' })
   const response = await app.inject({ method: 'POST', url: '/api/register', headers: { 'x-forwarded-proto': 'https' }, payload: { username: uniqueName(), password: 'password123' } })
