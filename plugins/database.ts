@@ -15,7 +15,8 @@ export default fp(async function database (fastify) {
   const { databaseUrl, dataDir } = fastify.config
   const db = await openDatabase({ databaseUrl, dataDir })
   try {
-    await db.migrate()
+    const applied = await db.migrate()
+    if (applied.length > 0) fastify.log.info({ migrations: applied }, 'migrations applied')
   } catch (error) {
     await db.close()
     throw error

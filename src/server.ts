@@ -1,16 +1,30 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
-import { configFromEnvironment, startOrExplain } from './startup.js'
+import { configFromEnvironment, startOrExplain, StartupError } from './startup.js'
 
 /** SIGTERM / SIGINT: sockets closed, in-flight publishes finished, exit 0 within this. */
 const shutdownGraceMs = 10_000
 
 const app = await startOrExplain(async () => await buildApp(configFromEnvironment()))
-if (app !== undefined) {
+const listening = app !== undefined && await startOrExplain(async () => {
+  const { port, host } = app.config
+  try {
+    await app.listen({ port, host })
+    return true
+  } catch (error) {
+    await app.close()
+    const code = (error as { code?: string }).code
+    if (code === 'EADDRINUSE') throw new StartupError(`Port ${port} on ${host} is in use: stop what holds it, or set PORT`)
+    if (code === 'EADDRNOTAVAIL') throw new StartupError(`HOST ${host} is not an address of this machine`)
+    if (code === 'EACCES') throw new StartupError(`Not allowed to listen on port ${port}: choose a port above 1023, or set PORT`)
+    throw error
+  }
+})
+// Installed once serving: it also ends the process with 0 when the event loop empties.
+if (app !== undefined && listening === true) {
   closeWithGrace({ delay: shutdownGraceMs }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
     else app.log.info({ signal }, 'shutting down')
     await app.close()
   })
-  await app.listen({ port: app.config.port, host: app.config.host })
 }

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { DatabaseUnreachableError } from './db/database.js'
+import { MigrationsAheadError } from './db/migrations.js'
 
 /**
  * What the commands (the server, db:migrate) share at start: the configuration from the
@@ -14,13 +15,20 @@ export function configFromEnvironment (): Config {
   return loadConfig(process.env)
 }
 
+/** A start-up failure told in one line, such as a port in use. */
+export class StartupError extends Error {
+  override name = 'StartupError'
+}
+
+const explained = [ConfigError, DatabaseUnreachableError, MigrationsAheadError, StartupError]
+
 /** Runs a command's start; a failure an operator can act on is one line and exit code 1. */
 export async function startOrExplain<T> (start: () => Promise<T>): Promise<T | undefined> {
   try {
     return await start()
   } catch (error) {
-    if (!(error instanceof ConfigError || error instanceof DatabaseUnreachableError)) throw error
-    console.error(`canopy: ${error.message}`)
+    if (!explained.some((kind) => error instanceof kind)) throw error
+    console.error(`canopy: ${(error as Error).message}`)
     process.exitCode = 1
     return undefined
   }

@@ -1,9 +1,13 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
+import { createServer, type AddressInfo } from 'node:net'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import t from 'tap'
 import { schemaTables, tempDir } from './helpers/app.js'
 import { startPostgres } from './helpers/postgres.js'
+import { migrationsFolder } from '../src/db/database.js'
 import { connectTcp } from './helpers/chat.js'
 
 /** The server entry point as `npm start` runs it, from source through tsx. */
@@ -84,25 +88,52 @@ t.test('SIGTERM with a stalled database: publishes answered, 1001 to every socke
   t.equal((await postgres.admin('SELECT count(*)::int AS n FROM messages')).rows[0].n, 0, 'nothing stored')
 })
 
-t.test('db:migrate applies migrations to the embedded database', async (t) => {
-  const server = startServer({ DATA_DIR: tempDir(t) }, 'src/cli/migrate.ts')
+/** Runs db:migrate to its end: its exit code, what it printed and what it said on stderr. */
+async function migrate (env: Record<string, string>): Promise<{ code: number | null, out: string, err: string }> {
+  const run = startServer(env, 'src/cli/migrate.ts')
   let out = ''
-  server.child.stdout.setEncoding('utf8').on('data', (chunk: string) => { out += chunk })
-  const [code] = await server.exited
-  t.equal(code, 0, server.stderr())
-  t.match(out, /migrations applied to the embedded database/)
+  run.child.stdout.setEncoding('utf8').on('data', (chunk: string) => { out += chunk })
+  const [code] = await run.exited
+  return { code, out, err: run.stderr() }
+}
+
+const migrationTags = (JSON.parse(readFileSync(join(migrationsFolder, 'meta', '_journal.json'), 'utf8')) as { entries: Array<{ tag: string }> }).entries.map((entry) => entry.tag)
+
+t.test('db:migrate says which migrations it applied to the embedded database, then that none are pending', async (t) => {
+  const env = { DATA_DIR: tempDir(t) }
+  const first = await migrate(env)
+  t.equal(first.code, 0, first.err)
+  t.equal(first.out, `canopy: applied ${migrationTags.length} migration(s) to the embedded database in ${env.DATA_DIR}: ${migrationTags.join(', ')}\n`)
+  const second = await migrate(env)
+  t.equal(second.out, `canopy: no migrations pending for the embedded database in ${env.DATA_DIR}\n`)
 })
 
-t.test('db:migrate applies migrations to DATABASE_URL, once', async (t) => {
+t.test('db:migrate on DATABASE_URL: applied once, then none pending; a database ahead of the code is refused in one line', async (t) => {
   const postgres = await startPostgres(t)
-  for (const run of ['first', 'second']) {
-    const migrate = startServer({ DATA_DIR: tempDir(t), DATABASE_URL: postgres.url }, 'src/cli/migrate.ts')
-    let out = ''
-    migrate.child.stdout.setEncoding('utf8').on('data', (chunk: string) => { out += chunk })
-    const [code] = await migrate.exited
-    t.equal(code, 0, `${run} run: ${migrate.stderr()}`)
-    t.match(out, /migrations applied to 127\.0\.0\.1:\d+\/canopy_test_/)
-  }
+  const env = { DATA_DIR: tempDir(t), DATABASE_URL: postgres.url }
+  const first = await migrate(env)
+  t.equal(first.code, 0, first.err)
+  t.match(first.out, new RegExp(`^canopy: applied ${migrationTags.length} migration\\(s\\) to 127\\.0\\.0\\.1:\\d+/canopy_test_\\w+: ${migrationTags.join(', ')}\n$`))
+  const second = await migrate(env)
+  t.match(second.out, /^canopy: no migrations pending for 127\.0\.0\.1:\d+\/canopy_test_\w+\n$/)
   const tables = await postgres.admin("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name")
   t.same(tables.rows.map((row: { table_name: string }) => row.table_name), schemaTables, 'every table of the schema')
+
+  // A migration of newer code, already applied by it.
+  await postgres.admin("INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ('from-newer-code', 4102444800000)")
+  const ahead = await migrate(env)
+  t.equal(ahead.code, 1)
+  t.equal(ahead.out, '')
+  t.match(ahead.err, /^canopy: The database has 1 migration\(s\) this code does not know \(the newest applied 2100-01-01T00:00:00.000Z\): [^\n]+\n$/)
+})
+
+t.test('a port in use stops start-up with one clear line', async (t) => {
+  const holder = createServer()
+  await new Promise<void>((resolve) => { holder.listen(0, '127.0.0.1', resolve) })
+  t.teardown(() => { holder.close() })
+  const port = (holder.address() as AddressInfo).port
+  const server = startServer({ DATA_DIR: tempDir(t), PORT: String(port) })
+  const [code] = await server.exited
+  t.equal(code, 1)
+  t.equal(server.stderr(), `canopy: Port ${port} on 127.0.0.1 is in use: stop what holds it, or set PORT\n`)
 })

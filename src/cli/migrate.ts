@@ -6,10 +6,13 @@ import { configFromEnvironment, startOrExplain } from '../startup.js'
 await startOrExplain(async () => {
   const config = configFromEnvironment()
   const db = await openDatabase(config)
+  const where = config.databaseUrl === undefined ? `the embedded database in ${config.dataDir}` : describeUrl(config.databaseUrl)
   try {
-    await db.migrate()
+    const applied = await db.migrate()
+    console.log(applied.length === 0
+      ? `canopy: no migrations pending for ${where}`
+      : `canopy: applied ${applied.length} migration(s) to ${where}: ${applied.join(', ')}`)
   } finally {
     await db.close()
   }
-  console.log(`canopy: migrations applied to ${config.databaseUrl === undefined ? `the embedded database in ${config.dataDir}` : describeUrl(config.databaseUrl)}`)
 })

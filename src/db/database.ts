@@ -44,8 +44,12 @@ export interface Database extends Queryable {
   readonly orm: Orm
   listen(channel: string, handlers: ListenHandlers): Promise<Listener>
   notify(channel: string, payload: string): Promise<void>
-  /** Applies pending migrations from migrations/; safe when many instances start together. */
-  migrate(): Promise<void>
+  /**
+   * Applies pending migrations from migrations/ and returns their tags (none: nothing was
+   * pending); refuses a database that holds migrations this code does not know. Safe when
+   * many instances start together.
+   */
+  migrate(): Promise<string[]>
   close(): Promise<void>
 }
 

@@ -4,6 +4,7 @@ import { PGlite } from '@electric-sql/pglite'
 import { drizzle } from 'drizzle-orm/pglite'
 import { migrate } from 'drizzle-orm/pglite/migrator'
 import { migrationsFolder, parseInt8, type Database, type Orm } from './database.js'
+import { pendingMigrations } from './migrations.js'
 import * as schema from './schema.js'
 
 /**
@@ -16,7 +17,7 @@ export async function openPglite (dataDir: string): Promise<Database> {
   const client = new PGlite(directory, { parsers: { 20: parseInt8 } })
   await client.waitReady
   const orm = drizzle(client, { schema })
-  return {
+  const database: Database = {
     description: `embedded PGlite in ${directory}`,
     shared: false,
     orm: orm as unknown as Orm,
@@ -32,10 +33,13 @@ export async function openPglite (dataDir: string): Promise<Database> {
       await client.query('SELECT pg_notify($1, $2)', [channel, payload])
     },
     async migrate () {
-      await migrate(orm, { migrationsFolder })
+      const pending = await pendingMigrations(database)
+      if (pending.length > 0) await migrate(orm, { migrationsFolder })
+      return pending
     },
     async close () {
       if (!client.closed) await client.close()
     }
   }
+  return database
 }

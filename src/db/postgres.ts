@@ -3,6 +3,7 @@ import { migrate } from 'drizzle-orm/node-postgres/migrator'
 import pg from 'pg'
 import { DatabaseUnreachableError, describeUrl, migrationsFolder, parseInt8, type Database, type Orm } from './database.js'
 import { listenWithReconnect } from './listener.js'
+import { pendingMigrations } from './migrations.js'
 import * as schema from './schema.js'
 
 /** Any key will do as long as every Canopy instance uses the same one. */
@@ -62,7 +63,9 @@ export async function openPostgres (url: string): Promise<Database> {
         await client.query('SET statement_timeout = 0')
         await client.query('SELECT pg_advisory_lock($1)', [migrationLockKey])
         try {
-          await migrate(drizzle(client, { schema }), { migrationsFolder })
+          const pending = await pendingMigrations({ query: async <Row extends object>(text: string) => (await client.query<Row>(text)).rows })
+          if (pending.length > 0) await migrate(drizzle(client, { schema }), { migrationsFolder })
+          return pending
         } finally {
           await client.query('SELECT pg_advisory_unlock($1)', [migrationLockKey])
         }
