@@ -92,7 +92,10 @@ export default fp(async function chatEndpoint (fastify) {
     }
     if (isNew) topics.set(topic, false)
     try {
-      await topicBus.subscribe(topic, connection, { since, historyLimit: config.historyLimit }, (history) => subscribed(topic, history))
+      let present: string[] = []
+      const alongside = presence.presentIn(topic).then((names) => { present = names })
+      await topicBus.subscribe(topic, connection, { since, historyLimit: config.historyLimit, alongside },
+        (history) => subscribed(topic, history, withUser(present, connection.state.user.name)))
     } catch (error) {
       if (isNew) topics.delete(topic)
       fastify.log.warn({ err: error, topic }, 'subscribe failed')
@@ -103,7 +106,7 @@ export default fp(async function chatEndpoint (fastify) {
     await connection.repliesWritten()
     if (isNew && connection.isOpen && topics.has(topic)) {
       topics.set(topic, true)
-      presence.join(topic, connection.state.user.name, connection)
+      presence.join(topic, connection.state.user, connection)
     }
   }
 
@@ -114,7 +117,7 @@ export default fp(async function chatEndpoint (fastify) {
     topics.delete(topic)
     topicBus.unsubscribe(topic, connection)
     // Closed while its history was read: it never joined, so it does not leave.
-    if (joined) presence.leave(topic, connection.state.user.name, connection)
+    if (joined) presence.leave(topic, connection.state.user)
   }
 
   /**
@@ -291,11 +294,16 @@ export default fp(async function chatEndpoint (fastify) {
   fastify.decorate('chatConnections', endpoint.connections)
 }, { name: 'chat-endpoint', fastify: '5.x', dependencies: ['config', 'websocket', 'session', 'accounts', 'topic-bus', 'presence', 'publish', 'history-budget'] })
 
-/** The first frame of a subscription, and every later one: the topic's history. */
-function subscribed (topic: string, history: History): ServerFrame {
+/** The first frame of a subscription, and every later one: the topic's history and who is there. */
+function subscribed (topic: string, history: History, present: string[]): ServerFrame {
   return history.truncated
-    ? { type: 'subscribed', topic, history: history.messages, truncated: true }
-    : { type: 'subscribed', topic, history: history.messages }
+    ? { type: 'subscribed', topic, history: history.messages, present, truncated: true }
+    : { type: 'subscribed', topic, history: history.messages, present }
+}
+
+/** The names present, with the subscriber's own (it may not be counted yet), each once, sorted. */
+function withUser (present: string[], name: string): string[] {
+  return present.includes(name) ? present : [...present, name].sort()
 }
 
 /** Whether `origin` is this server's own, as the request reached it (default ports ignored). */

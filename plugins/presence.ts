@@ -1,53 +1,147 @@
+import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { HttpError } from '../src/errors.js'
+import { enter, exit, heartbeat, presentIn, removeInstances } from '../src/presence-store.js'
+import { isValidTopic, PresentBody, TopicParams, topicPattern } from '../src/protocol.js'
 import type { Subscriber } from '../src/topic-bus.js'
+import type { User } from '../src/users.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     presence: {
-      /** A connection of `user` is in `topic` now: `joined` for the others if it is the user's first. */
-      join(topic: string, user: string, connection: Subscriber): void
-      /** A connection of `user` left `topic`: `left` for the others if it was the user's last. */
-      leave(topic: string, user: string, connection: Subscriber): void
+      /** A connection of `user` is in `topic` now: `joined` for the others if it is the user's first anywhere. */
+      join(topic: string, user: User, connection: Subscriber): void
+      /** A connection of `user` left `topic`: `left` for the others if it was the user's last anywhere. */
+      leave(topic: string, user: User): void
+      /** The users in `topic` now, on any instance, each once, sorted by name. */
+      presentIn(topic: string): Promise<string[]>
     }
   }
 }
 
+/** Per user and topic on this instance: its connections there, and whether the database counts it. */
+interface LocalPresence {
+  topic: string
+  user: User
+  connections: number
+  entered: boolean
+  /** The database work for this entry, one step after the other. */
+  settled: Promise<void>
+  /** The connection whose arrival made it enter: it is not told its own `joined`. */
+  arriving: Subscriber | undefined
+}
+
 /**
- * Who is in each topic: counted here per user over this instance's connections, announced
- * to the other instances through the topic bus, and told to subscribers as `joined` and
- * `left` frames.
+ * Who is in each topic, across instances: each instance counts its own connections per user
+ * and topic, and tells Postgres only when a user's first one arrives or last one goes
+ * (src/presence-store.ts), which says whether that was the user's first or last anywhere:
+ * then `joined` or `left` goes to every instance through the topic bus. Every instance
+ * beats a heartbeat; one that stops (crash, kill -9, lost network) has its users removed by
+ * whichever instance sees the heartbeat older than PRESENCE_TTL.
  */
-export default fp(async function presence (fastify) {
-  const bus = fastify.topicBus
-  /** Per topic, how many connections of each user are in it on this instance. */
-  const counts = new Map<string, Map<string, number>>()
+export default fp(async function presencePlugin (fastify) {
+  const { db, topicBus: bus } = fastify
+  const instanceId = bus.transport?.instanceId ?? randomUUID().slice(0, 8)
+  const ttlSeconds = fastify.config.presenceTtlSeconds
+  const heartbeatMs = (ttlSeconds * 1000) / 3
+  const local = new Map<string, LocalPresence>()
+  let closing = false
 
   const tell = (topic: string, user: string, joined: boolean, except?: Subscriber): void => {
     bus.broadcast(topic, { type: joined ? 'joined' : 'left', topic, user }, except)
   }
+  const announce = (topic: string, user: string, joined: boolean, except?: Subscriber): void => {
+    tell(topic, user, joined, except)
+    bus.announce({ kind: 'presence', topic, user, joined })
+  }
+
+  /** Brings the database in line with this entry's connections; a failure is retried at the next heartbeat. */
+  const settle = async (key: string, entry: LocalPresence): Promise<void> => {
+    const wanted = entry.connections > 0 && !closing
+    try {
+      if (wanted && !entry.entered) {
+        const first = await enter(db, instanceId, entry.topic, entry.user.id, entry.user.name)
+        entry.entered = true
+        if (first) announce(entry.topic, entry.user.name, true, entry.arriving)
+      } else if (!wanted && entry.entered) {
+        const last = await exit(db, instanceId, entry.topic, entry.user.id)
+        entry.entered = false
+        if (last) announce(entry.topic, entry.user.name, false)
+      }
+    } catch (error) {
+      fastify.log.warn({ err: error, topic: entry.topic }, 'presence: the database could not be told; retrying at the next heartbeat')
+      return
+    } finally {
+      entry.arriving = undefined
+    }
+    if (entry.connections === 0 && !entry.entered && local.get(key) === entry) local.delete(key)
+  }
+  const resettle = (key: string, entry: LocalPresence): void => {
+    entry.settled = entry.settled.then(async () => { await settle(key, entry) })
+  }
+
+  const beat = async (): Promise<void> => {
+    try {
+      if (await heartbeat(db, instanceId)) {
+        // Taken for dead meanwhile: this instance's presence was removed, enter it again.
+        for (const entry of local.values()) entry.entered = false
+      }
+      for (const { topic, user } of await removeInstances(db, { olderThanSeconds: ttlSeconds })) announce(topic, user, false)
+    } catch (error) {
+      fastify.log.warn({ err: error }, 'presence: heartbeat failed')
+      return
+    }
+    for (const [key, entry] of local) if ((entry.connections > 0) !== entry.entered) resettle(key, entry)
+  }
+
+  await heartbeat(db, instanceId)
+  const timer = setInterval(() => { void beat() }, heartbeatMs).unref()
 
   fastify.decorate('presence', {
-    join (topic: string, user: string, connection: Subscriber) {
-      let users = counts.get(topic)
-      if (users === undefined) counts.set(topic, users = new Map())
-      const count = (users.get(user) ?? 0) + 1
-      users.set(user, count)
-      if (count > 1) return
-      tell(topic, user, true, connection)
-      bus.announce({ kind: 'presence', topic, user, joined: true })
+    join (topic: string, user: User, connection: Subscriber) {
+      const key = `${topic}\n${user.id}`
+      let entry = local.get(key)
+      if (entry === undefined) local.set(key, entry = { topic, user, connections: 0, entered: false, settled: Promise.resolve(), arriving: undefined })
+      entry.connections += 1
+      if (entry.connections === 1) {
+        entry.arriving = connection
+        resettle(key, entry)
+      }
     },
-    leave (topic: string, user: string, connection: Subscriber) {
-      const users = counts.get(topic)
-      const count = (users?.get(user) ?? 1) - 1
-      if (count > 0) { users?.set(user, count); return }
-      users?.delete(user)
-      if (users?.size === 0) counts.delete(topic)
-      tell(topic, user, false, connection)
-      bus.announce({ kind: 'presence', topic, user, joined: false })
+    leave (topic: string, user: User) {
+      const key = `${topic}\n${user.id}`
+      const entry = local.get(key)
+      if (entry === undefined) return
+      entry.connections -= 1
+      if (entry.connections === 0) resettle(key, entry)
+    },
+    async presentIn (topic: string) {
+      return (await presentIn(db, topic)).sort()
     }
   })
 
   bus.onEvent((event) => {
     if (event.kind === 'presence') tell(event.topic, event.user, event.joined)
   })
-}, { name: 'presence', fastify: '5.x', dependencies: ['topic-bus'] })
+
+  fastify.withTypeProvider<TypeBoxTypeProvider>().get('/api/topics/:topic/presence', {
+    schema: { params: TopicParams, response: { 200: PresentBody } },
+    preHandler: fastify.requireUser
+  }, async (request) => {
+    if (!isValidTopic(request.params.topic)) throw new HttpError(400, 'bad_topic', `A topic name matches ${String(topicPattern)}`)
+    return { present: await fastify.presence.presentIn(request.params.topic) }
+  })
+
+  // Leaving: this instance's users leave now rather than after PRESENCE_TTL.
+  fastify.addHook('onClose', async () => {
+    clearInterval(timer)
+    closing = true
+    await Promise.all([...local.values()].map(async (entry) => { await entry.settled }))
+    try {
+      for (const { topic, user } of await removeInstances(db, { instanceId })) bus.announce({ kind: 'presence', topic, user, joined: false })
+    } catch (error) {
+      fastify.log.warn({ err: error }, 'presence: could not say goodbye; the others will see this instance stop within PRESENCE_TTL')
+    }
+  })
+}, { name: 'presence', fastify: '5.x', dependencies: ['config', 'database', 'session', 'topic-bus'] })

@@ -9,6 +9,7 @@ const EnvSchema = Type.Object({
   NODE_ENV: Type.String({ default: 'development' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8800 }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   DATA_DIR: Type.String({ minLength: 1, default: './data' }),
   SESSION_SECRET: Type.Optional(Type.String({ minLength: 32 })),
@@ -28,7 +29,8 @@ const EnvSchema = Type.Object({
   MAX_CONNECTIONS_PER_USER: Type.Integer({ minimum: 1, default: 20 }),
   SEND_BUFFER_LIMIT: Type.Integer({ minimum: 1024, default: 1024 * 1024 }),
   HISTORY_READ_RATE: Type.Number({ exclusiveMinimum: 0, default: 20 }),
-  HISTORY_READ_BURST: Type.Integer({ minimum: 1, default: 100 })
+  HISTORY_READ_BURST: Type.Integer({ minimum: 1, default: 100 }),
+  PRESENCE_TTL: Type.Number({ minimum: 1, maximum: 3600, default: 30 })
 })
 type Env = Static<typeof EnvSchema>
 
@@ -36,6 +38,8 @@ export interface Config {
   production: boolean
   port: number
   host: string
+  /** Where Prometheus metrics are served, on `host`, by a listener of their own; undefined: nowhere. */
+  metricsPort: number | undefined
   /** Unset means the embedded PGlite database under `dataDir`. */
   databaseUrl: string | undefined
   dataDir: string
@@ -63,6 +67,8 @@ export interface Config {
   /** History reads (subscribes, history pages) per user per second on one instance, and the burst. */
   historyReadsPerSecond: number
   historyReadBurst: number
+  /** Seconds after which the users of an instance that stopped without a word have left. */
+  presenceTtlSeconds: number
 }
 
 export class ConfigError extends Error {
@@ -108,6 +114,11 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
     }
   }
 
+  const metricsPort = parsed.METRICS_PORT
+  if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === parsed.PORT) {
+    throw new ConfigError(`Invalid configuration: METRICS_PORT must differ from PORT (${metricsPort}): metrics have a listener of their own`)
+  }
+
   return {
     trustProxy: parseTrustProxy(parsed.TRUST_PROXY),
     maxConnectionsPerUser: parsed.MAX_CONNECTIONS_PER_USER,
@@ -115,6 +126,7 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
     production,
     port: parsed.PORT,
     host: parsed.HOST,
+    metricsPort,
     databaseUrl: parsed.DATABASE_URL,
     dataDir,
     sessionSecret,
@@ -128,7 +140,8 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
     loginAttemptsPerMinute: parsed.LOGIN_ATTEMPTS,
     registerAttemptsPerHour: parsed.REGISTER_ATTEMPTS,
     historyReadsPerSecond: parsed.HISTORY_READ_RATE,
-    historyReadBurst: parsed.HISTORY_READ_BURST
+    historyReadBurst: parsed.HISTORY_READ_BURST,
+    presenceTtlSeconds: parsed.PRESENCE_TTL
   }
 }
 

@@ -97,6 +97,8 @@ export const SubscribedFrame = Type.Object({
   type: Type.Literal('subscribed'),
   topic: Type.String(),
   history: Type.Array(MessageFrame),
+  /** Who is in the topic now, on any instance, the subscriber's own user included, sorted. */
+  present: Type.Array(Type.String()),
   truncated: Type.Optional(Type.Literal(true))
 })
 export const UnsubscribedFrame = Type.Object({ type: Type.Literal('unsubscribed'), topic: Type.String() })
@@ -139,6 +141,13 @@ export const PageQuery = Type.Object({
 })
 export const PublishBody = Type.Object({ text: Type.String(), ref: Type.Optional(Ref) })
 export const MessagesBody = Type.Object({ messages: Type.Array(MessageFrame) })
+export const PresentBody = Type.Object({ present: Type.Array(Type.String()) })
+export const TopicSummary = Type.Object({ name: Type.String(), lastId: Type.Integer(), lastAt: Type.String(), unread: Type.Integer() })
+export const TopicsBody = Type.Object({ topics: Type.Array(TopicSummary) })
+export const ReadBody = Type.Object({ id: MessageId })
+/** Topics listed by GET /api/topics at most; unread counts stop at this. */
+export const maxListedTopics = 100
+export const maxUnreadCount = 1000
 export const MessageBody = Type.Object({ message: MessageFrame })
 /** Every HTTP error: a stable code and a sentence for people. */
 export const HttpErrorBody = Type.Object({

@@ -39,6 +39,13 @@ interface TopicState {
   filling: boolean
 }
 
+export interface SubscribeOptions {
+  since?: number | undefined
+  historyLimit: number
+  /** Other reads the `subscribed` frame needs, made while the history is read. */
+  alongside?: Promise<unknown>
+}
+
 /** Retry a failed gap fill after this long (the database may be coming back). */
 const fillRetryMs = 500
 /** Rows read per query when filling a gap; a longer gap takes several. */
@@ -142,7 +149,7 @@ export class TopicBus {
    * `historyLimit` most recent messages, or every one after `since`. Live messages follow it,
    * each once.
    */
-  async subscribe (topic: string, subscriber: Subscriber, options: { since?: number | undefined, historyLimit: number }, subscribed: (history: History) => ServerFrame): Promise<void> {
+  async subscribe (topic: string, subscriber: Subscriber, options: SubscribeOptions, subscribed: (history: History) => ServerFrame): Promise<void> {
     let state = this.topics.get(topic)
     if (state === undefined) {
       state = { subscribers: new Map(), lastId: undefined, pending: [], wanted: 0, readToEnd: false, filling: false }
@@ -153,9 +160,10 @@ export class TopicBus {
     state.subscribers.set(subscriber, subscription)
     let history
     try {
-      history = await readHistory(this.db, topic, options.since === undefined
+      const read = readHistory(this.db, topic, options.since === undefined
         ? { limit: options.historyLimit }
-        : { since: options.since, maxSince: maxSinceMessages, maxSinceBytes })
+        : { since: options.since, maxSince: maxSinceMessages, maxSinceBytes });
+      [history] = await Promise.all([read, options.alongside])
     } catch (error) {
       if (existing !== undefined && state.subscribers.get(subscriber) === subscription) {
         state.subscribers.set(subscriber, { cursor: existing.cursor, backlog: undefined })

@@ -51,7 +51,7 @@ t.test('a connection', async (t) => {
 
   await t.test('is subscribed to general by default, with its history', async (t) => {
     const client = await connect(app, alice.cookie)
-    t.same(await client.next(), { type: 'subscribed', topic: 'general', history: [] })
+    t.same(await client.next(), { type: 'subscribed', topic: 'general', history: [], present: [alice.username] })
     client.close()
   })
 
@@ -179,7 +179,7 @@ t.test('a connection', async (t) => {
     await back.nextOf('subscribed')
     back.send({ type: 'subscribe', topic: 'since', since: before.at(-1)?.id })
     const subscribed = await back.next()
-    t.same(subscribed, { type: 'subscribed', topic: 'since', history: missed })
+    t.same(subscribed, { type: 'subscribed', topic: 'since', history: missed, present: [alice.username] })
     back.send({ type: 'subscribe', topic: 'since', since: 0 })
     t.same((await back.nextOf('subscribed')).history, [...before, ...missed], 'since 0 is from the start')
     const live = await publishHttp(app, bob.cookie, 'since', 'live')

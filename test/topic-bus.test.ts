@@ -34,7 +34,7 @@ t.test('a catch-up of many topics reads a few at a time, and delivers each topic
     send (frame) { received.push(Buffer.isBuffer(frame) ? JSON.parse(frame.toString()) as ServerFrame : frame); wake?.() },
     reply () {}
   }
-  for (const topic of topics) await bus.subscribe(topic, subscriber, { historyLimit: 30 }, (history) => ({ type: 'subscribed', topic, history: history.messages }))
+  for (const topic of topics) await bus.subscribe(topic, subscriber, { historyLimit: 30 }, (history) => ({ type: 'subscribed', topic, history: history.messages, present: [] }))
   // Committed while this bus heard nothing: one message in each topic.
   for (const topic of topics) {
     await app.db.query('INSERT INTO topics (name, last_id) VALUES ($1, 1)', [topic])

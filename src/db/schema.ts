@@ -70,3 +70,47 @@ export const attemptCounters = pgTable('attempt_counters', {
 }, (t) => [
   index('attempt_counters_window_ends_at_idx').on(t.windowEndsAt)
 ])
+
+/**
+ * Every running instance and its last heartbeat (plugins/presence.ts): an instance whose
+ * heartbeat is older than PRESENCE_TTL stopped without saying goodbye, and whichever
+ * instance sees that removes its presence.
+ */
+export const instances = pgTable('instances', {
+  id: text('id').primaryKey(),
+  heartbeatAt: timestamp('heartbeat_at', { withTimezone: true }).notNull()
+}, (t) => [
+  index('instances_heartbeat_at_idx').on(t.heartbeatAt)
+])
+
+/** Where each user is in each topic: one row per instance that has a connection of theirs there. */
+export const presence = pgTable('presence', {
+  topic: text('topic').notNull(),
+  userId: integer('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  instanceId: text('instance_id').notNull()
+}, (t) => [
+  primaryKey({ columns: [t.topic, t.userId, t.instanceId] }),
+  index('presence_instance_id_idx').on(t.instanceId)
+])
+
+/**
+ * Who is in each topic, across instances: `instances` counts the user's presence rows, under
+ * this row's lock, so exactly one instance sees it go from 0 to 1 (joined) and 1 to 0 (left).
+ */
+export const topicMembers = pgTable('topic_members', {
+  topic: text('topic').notNull(),
+  userId: integer('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  userName: text('user_name').notNull(),
+  instances: integer('instances').notNull()
+}, (t) => [
+  primaryKey({ columns: [t.topic, t.userId] })
+])
+
+/** How far each user has read each topic: a message id that never moves backwards. */
+export const readPositions = pgTable('read_positions', {
+  userId: integer('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  topic: text('topic').notNull(),
+  lastReadId: bigint('last_read_id', { mode: 'number' }).notNull()
+}, (t) => [
+  primaryKey({ columns: [t.userId, t.topic] })
+])
