@@ -1,0 +1,40 @@
+# syntax=docker/dockerfile:1
+# Canopy's image: built in one stage with the dev dependencies, run from another with the
+# production dependencies only. compose.yaml runs it (docs/deploy.md); test/deploy.test.ts
+# replays this file's COPY and npm steps outside a container.
+
+# Node 22: a production dependency (cookie, under @fastify/cookie) asks for it.
+ARG NODE_IMAGE=node:22-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build-if-needed.mjs scripts/
+COPY src src/
+COPY plugins plugins/
+RUN npm run build
+
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production HOST=0.0.0.0 PORT=8800
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund
+COPY --from=build /app/dist dist/
+# What the server reads at run time, and the sources with the build script: dist/ carries a
+# stamp of their hash, so `npm start` and `npm run db:migrate` find it built and run at once.
+COPY migrations migrations/
+COPY public public/
+COPY scripts/build-if-needed.mjs scripts/
+COPY tsconfig.json tsconfig.build.json ./
+COPY src src/
+COPY plugins plugins/
+# The embedded database's place, for a single container without DATABASE_URL.
+RUN mkdir data && chown node:node data
+USER node
+EXPOSE 8800
+# /healthz: the process serves. Readiness (database and topic bus) is /readyz.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + process.env.PORT + '/healthz', { signal: AbortSignal.timeout(2500) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+CMD ["node", "dist/src/server.js"]
