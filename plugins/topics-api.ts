@@ -2,14 +2,18 @@ import fp from 'fastify-plugin'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { HttpError } from '../src/errors.js'
 import { readPage } from '../src/message-store.js'
-import { checkText, isValidTopic, MessageBody, MessagesBody, PageQuery, PublishBody, statusByErrorCode, TopicParams, topicPattern } from '../src/protocol.js'
+import { checkText, isValidTopic, MessageBody, MessagesBody, PageQuery, PublishBody, ReadBody, statusByErrorCode, TopicParams, topicPattern, TopicsBody } from '../src/protocol.js'
+import { listTopics, markRead } from '../src/topic-directory.js'
 import type { User } from '../src/users.js'
 
 function checkTopic (topic: string): void {
   if (!isValidTopic(topic)) throw new HttpError(400, 'bad_topic', `A topic name matches ${String(topicPattern)}`)
 }
 
-/** History pages and publishing over HTTP, on the same publish path as the WebSocket. */
+/**
+ * The topics over HTTP: the directory with unread counts, read positions, history pages, and
+ * publishing on the same publish path as the WebSocket.
+ */
 export default fp(async function topicsApi (fastify) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
 
@@ -22,6 +26,22 @@ export default fp(async function topicsApi (fastify) {
     if (waitMs > 0) throw new HttpError(429, 'rate_limited', `Too many history reads; try again in ${waitMs} ms`, waitMs)
     const { before, limit = fastify.config.historyLimit } = request.query
     return { messages: await readPage(fastify.db, request.params.topic, before, limit) }
+  })
+
+  app.get('/api/topics', {
+    schema: { response: { 200: TopicsBody } },
+    preHandler: fastify.requireUser
+  }, async (request) => {
+    return { topics: await listTopics(fastify.db, (request.user as User).id) }
+  })
+
+  app.put('/api/topics/:topic/read', {
+    schema: { params: TopicParams, body: ReadBody },
+    preHandler: fastify.requireUser
+  }, async (request, reply) => {
+    checkTopic(request.params.topic)
+    await markRead(fastify.db, (request.user as User).id, request.params.topic, request.body.id)
+    return await reply.code(204).send()
   })
 
   app.post('/api/topics/:topic/messages', {

@@ -1,0 +1,79 @@
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { buildTestApp, register } from './helpers/app.js'
+import { startInstances } from './helpers/instances.js'
+
+// GET /api/topics and PUT /api/topics/:topic/read (issue 16).
+
+interface Summary { name: string, lastId: number, lastAt: string, unread: number }
+
+async function publish (app: FastifyInstance, cookie: string, topic: string, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const response = await app.inject({ method: 'POST', url: `/api/topics/${topic}/messages`, headers: { cookie }, payload: { text: `${topic} ${i}` } })
+    if (response.statusCode !== 201) throw new Error(`publish: ${response.statusCode} ${response.body}`)
+  }
+}
+
+async function topics (app: FastifyInstance, cookie: string): Promise<Summary[]> {
+  const response = await app.inject({ url: '/api/topics', headers: { cookie } })
+  if (response.statusCode !== 200) throw new Error(`GET /api/topics: ${response.statusCode}`)
+  return response.json<{ topics: Summary[] }>().topics
+}
+
+const read = async (app: FastifyInstance, cookie: string, topic: string, id: unknown): Promise<number> =>
+  (await app.inject({ method: 'PUT', url: `/api/topics/${topic}/read`, headers: { cookie }, payload: { id } })).statusCode
+
+t.test('the directory: most recently active first, numbers for ids and counts, unread from the read position', async (t) => {
+  const app = await buildTestApp(t, { PUBLISH_RATE: '1000', PUBLISH_BURST: '1000' })
+  const writer = await register(app)
+  const reader = await register(app)
+  await publish(app, writer.cookie, 'older', 3)
+  await publish(app, writer.cookie, 'newer', 5)
+  const listed = await topics(app, reader.cookie)
+  t.same(listed.map(({ name, lastId, unread }) => ({ name, lastId, unread })), [
+    { name: 'newer', lastId: 5, unread: 5 },
+    { name: 'older', lastId: 3, unread: 3 }
+  ], 'every topic with messages, joined or not, newest first; all unread when never read')
+  t.ok(listed.every((topic) => !Number.isNaN(Date.parse(topic.lastAt))), 'lastAt is a time')
+  t.ok(Date.parse(listed[0]?.lastAt ?? '') >= Date.parse(listed[1]?.lastAt ?? ''))
+
+  t.equal(await read(app, reader.cookie, 'newer', 2), 204)
+  t.equal((await topics(app, reader.cookie)).find((topic) => topic.name === 'newer')?.unread, 3)
+  t.equal(await read(app, reader.cookie, 'newer', 1), 204, 'a lower id answers 204…')
+  t.equal((await topics(app, reader.cookie)).find((topic) => topic.name === 'newer')?.unread, 3, '…and changes nothing')
+  t.equal(await read(app, reader.cookie, 'newer', 1_000_000), 204)
+  t.equal((await topics(app, reader.cookie)).find((topic) => topic.name === 'newer')?.unread, 0, 'an id past the last counts as the last')
+  await publish(app, writer.cookie, 'newer', 2)
+  t.equal((await topics(app, reader.cookie)).find((topic) => topic.name === 'newer')?.unread, 2, 'so later messages are unread')
+  t.equal((await topics(app, writer.cookie)).find((topic) => topic.name === 'newer')?.unread, 7, 'read positions are per user')
+
+  for (const bad of [0, -1, 1.5, 'abc', null, 2 ** 53]) t.equal(await read(app, reader.cookie, 'newer', bad), 400, `id ${String(bad)}: 400`)
+  t.equal(await read(app, reader.cookie, 'Bad Topic', 1), 400, 'a bad topic: 400')
+  t.equal((await app.inject({ url: '/api/topics' })).statusCode, 401, 'no session: 401')
+  t.equal((await app.inject({ method: 'PUT', url: '/api/topics/newer/read', payload: { id: 1 } })).statusCode, 401)
+})
+
+t.test('at most 100 topics, and unread stops at 1000', async (t) => {
+  const app = await buildTestApp(t)
+  const { cookie, id } = await register(app)
+  await app.db.query('INSERT INTO topics (name, last_id) SELECT \'bulk-\' || g, 1 FROM generate_series(1, 105) g')
+  await app.db.query(`INSERT INTO messages (topic, id, author_id, author, text, at)
+    SELECT 'bulk-' || g, 1, $1, 'w', 'x', now() - make_interval(secs => g) FROM generate_series(1, 105) g`, [id])
+  await app.db.query("INSERT INTO topics (name, last_id) VALUES ('busy', 1500)")
+  await app.db.query("INSERT INTO messages (topic, id, author_id, author, text, at) SELECT 'busy', g, $1, 'w', 'x', now() FROM generate_series(1, 1500) g", [id])
+  const listed = await topics(app, cookie)
+  t.equal(listed.length, 100, 'at most 100')
+  t.same(listed.slice(0, 3).map((topic) => topic.name), ['busy', 'bulk-1', 'bulk-2'], 'by lastAt')
+  t.equal(listed[0]?.unread, 1000, 'unread is capped at 1000')
+})
+
+t.test('read positions follow the user to another device on another instance', async (t) => {
+  const { instances: [a, b] } = await startInstances(t, 2)
+  await publish(a.app, a.user.cookie, 'shared', 4)
+  // The user of instance b logs in again on instance a: a second device.
+  const login = await a.app.inject({ method: 'POST', url: '/api/login', payload: { username: b.user.username, password: 'correct horse' } })
+  const otherDevice = login.headers['set-cookie']?.toString().split(';')[0] ?? ''
+  t.equal((await topics(b.app, b.user.cookie)).find((topic) => topic.name === 'shared')?.unread, 4)
+  t.equal(await read(a.app, otherDevice, 'shared', 3), 204)
+  t.equal((await topics(b.app, b.user.cookie)).find((topic) => topic.name === 'shared')?.unread, 1, 'read on one device and instance, seen on the other')
+})
