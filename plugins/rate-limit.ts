@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { AttemptLimiter, type AttemptLimit } from '../src/attempt-limiter.js'
+import { repeatUntilClose } from '../src/periodic.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -36,14 +37,8 @@ export default fp(async function rateLimit (fastify) {
       })
     })
 
-  const sweep = async (): Promise<void> => {
-    try {
-      const count = await limiter.sweep()
-      if (count > 0) fastify.log.debug({ count }, 'expired attempt counters deleted')
-    } catch (error) {
-      fastify.log.warn({ err: error }, 'deleting expired attempt counters failed')
-    }
-  }
-  const timer = setInterval(() => { void sweep() }, sweepIntervalMs).unref()
-  fastify.addHook('onClose', async () => { clearInterval(timer) })
+  repeatUntilClose(fastify, { everyMs: sweepIntervalMs, failure: 'deleting expired attempt counters failed' }, async () => {
+    const count = await limiter.sweep()
+    if (count > 0) fastify.log.debug({ count }, 'expired attempt counters deleted')
+  })
 }, { name: 'rate-limit', fastify: '5.x', dependencies: ['database'] })

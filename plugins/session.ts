@@ -4,6 +4,7 @@ import fastifySession from '@fastify/session'
 import type { FastifyRequest } from 'fastify'
 import { PostgresSessionStore, sessionCookieName } from '../src/session-store.js'
 import { HttpError } from '../src/errors.js'
+import { repeatUntilClose } from '../src/periodic.js'
 import type { User } from '../src/users.js'
 
 declare module 'fastify' {
@@ -56,15 +57,8 @@ export default fp(async function session (fastify) {
     if (request.user === undefined) throw new HttpError(401, 'unauthorized', 'Log in first')
   })
 
-  const sweep = async (): Promise<void> => {
-    try {
-      const count = await store.deleteExpired()
-      if (count > 0) fastify.log.info({ count }, 'expired sessions deleted')
-    } catch (error) {
-      fastify.log.warn({ err: error }, 'deleting expired sessions failed')
-    }
-  }
-  const timer = setInterval(() => { void sweep() }, expiredSweepMs).unref()
-  fastify.addHook('onReady', sweep)
-  fastify.addHook('onClose', async () => { clearInterval(timer) })
+  repeatUntilClose(fastify, { everyMs: expiredSweepMs, failure: 'deleting expired sessions failed', atReady: true }, async () => {
+    const count = await store.deleteExpired()
+    if (count > 0) fastify.log.info({ count }, 'expired sessions deleted')
+  })
 }, { name: 'session', fastify: '5.x', dependencies: ['config', 'database'] })
