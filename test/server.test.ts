@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import t from 'tap'
+import { drizzle } from 'drizzle-orm/node-postgres'
+import { migrate as migrateWithDrizzle } from 'drizzle-orm/node-postgres/migrator'
 import { schemaTables, tempDir } from './helpers/app.js'
 import { startPostgres } from './helpers/postgres.js'
 import { migrationsFolder } from '../src/db/database.js'
@@ -125,6 +127,33 @@ t.test('db:migrate on DATABASE_URL: applied once, then none pending; a database 
   t.equal(ahead.code, 1)
   t.equal(ahead.out, '')
   t.match(ahead.err, /^canopy: The database has 1 migration\(s\) this code does not know \(the newest applied 2100-01-01T00:00:00.000Z\): [^\n]+\n$/)
+})
+
+t.test('db:migrate on a database of an older release keeps every user, session and message', async (t) => {
+  const postgres = await startPostgres(t)
+  // The migrations of the release before presence and read positions, as it shipped them.
+  const older = tempDir(t)
+  const journal = JSON.parse(readFileSync(join(migrationsFolder, 'meta', '_journal.json'), 'utf8')) as { entries: Array<{ tag: string }> }
+  const shipped = journal.entries.filter((entry) => entry.tag < '0003')
+  mkdirSync(join(older, 'meta'))
+  writeFileSync(join(older, 'meta', '_journal.json'), JSON.stringify({ ...journal, entries: shipped }))
+  for (const { tag } of shipped) copyFileSync(join(migrationsFolder, `${tag}.sql`), join(older, `${tag}.sql`))
+  const client = await postgres.client()
+  await migrateWithDrizzle(drizzle(client), { migrationsFolder: older })
+  await client.query(`INSERT INTO users (name, password_hash) VALUES ('keeper', 'hash');
+    INSERT INTO sessions (sid, user_id, data, expires_at) SELECT 'sid-1', id, '{}', now() + interval '1 day' FROM users;
+    INSERT INTO topics (name, last_id) VALUES ('kept', 2);
+    INSERT INTO messages (topic, id, author_id, author, text) SELECT 'kept', g, u.id, 'keeper', 'message ' || g FROM users u, generate_series(1, 2) g;`)
+
+  const run = await migrate({ DATA_DIR: tempDir(t), DATABASE_URL: postgres.url })
+  t.equal(run.code, 0, run.err)
+  const newer = journal.entries.filter((entry) => entry.tag >= '0003').map((entry) => entry.tag)
+  t.match(run.out, new RegExp(`^canopy: applied ${newer.length} migration\\(s\\) to [^ ]+: ${newer.join(', ')}\n$`), 'only the newer migrations')
+  const kept = await postgres.admin(`SELECT (SELECT count(*) FROM users)::int AS users, (SELECT count(*) FROM sessions)::int AS sessions,
+    (SELECT string_agg(text, ',' ORDER BY id) FROM messages) AS texts`)
+  t.same(kept.rows[0], { users: 1, sessions: 1, texts: 'message 1,message 2' }, 'every user, session and message kept')
+  const tables = await postgres.admin("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name")
+  t.same(tables.rows.map((row: { table_name: string }) => row.table_name), schemaTables, 'and every table of this release')
 })
 
 t.test('a port in use stops start-up with one clear line', async (t) => {
