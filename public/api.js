@@ -15,7 +15,7 @@ export class ApiError extends Error {
 }
 
 /**
- * @param {'GET' | 'POST'} method
+ * @param {'GET' | 'POST' | 'PUT'} method
  * @param {string} path
  * @param {unknown} [body]
  */
@@ -62,3 +62,12 @@ export const logout = () => request('POST', '/api/logout')
  */
 export const olderMessages = (topic, before, limit) =>
   request('GET', `/api/topics/${encodeURIComponent(topic)}/messages?before=${before}&limit=${limit}`)
+
+/**
+ * Every topic with messages, most recently active first, with the reader's unread count.
+ * @returns {Promise<{ topics: Array<{ name: string, lastId: number, lastAt: string, unread: number }> }>}
+ */
+export const topicSummaries = () => request('GET', '/api/topics')
+
+/** The reader has read `topic` up to message `id` (the server never moves a position back). */
+export const markRead = (topic, id) => request('PUT', `/api/topics/${encodeURIComponent(topic)}/read`, { id })

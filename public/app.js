@@ -2,16 +2,20 @@ import { logout } from './api.js'
 import { AuthView } from './auth-view.js'
 import { Composer } from './composer.js'
 import { ChatConnection } from './connection.js'
+import { Members } from './members.js'
 import { MessageLog } from './message-log.js'
+import { Panels } from './panels.js'
 import { sessionHint } from './storage.js'
 import { TopicHistory } from './topic-history.js'
+import { countingTag, TopicList } from './topic-list.js'
 import { TopicPicker } from './topic-picker.js'
 
 /**
- * The chat page, put together: the login form, then one topic at a time with its log, the
- * composer and the connection indicator. The protocol's constants and this server's limits
- * come from /protocol.js, which the server generates from src/protocol.ts and its
- * configuration; the frames are described there and in the protocol documentation.
+ * The chat page, put together: the login form, then the open topic with its log, who is
+ * here and the composer, the list of topics with their unread counts, and the connection
+ * indicator. One socket carries every joined topic. The protocol's constants and this
+ * server's limits come from /protocol.js, which the server generates from src/protocol.ts
+ * and its configuration; the frames are described there and in the protocol documentation.
  */
 
 const byId = (id) => document.getElementById(id)
@@ -19,17 +23,34 @@ const chatView = byId('chat-view')
 const connectionIndicator = byId('connection')
 const connectionText = byId('connection-text')
 const userName = byId('user-name')
+const roomTitle = byId('room-title')
 const logoutButton = byId('logout')
 
 /** @type {ChatConnection | undefined} */
 let connection
+/**
+ * Counts the topics opened: a `subscribed` that answers an earlier opening (of a topic left
+ * since, or of the same one before it was left) is not the open topic's history.
+ */
+let openings = 0
 
 const log = new MessageLog(byId('messages'), byId('log-scroller'))
+const members = new Members()
+const panels = new Panels()
 const auth = new AuthView({ authenticated: enterChat })
-const picker = new TopicPicker({ switched: switchTopic, joined: () => { composer.focus() } })
+const picker = new TopicPicker({
+  switched: switchTopic,
+  joined: () => {
+    panels.topicChosen()
+    composer.focus()
+  }
+})
+const sessionEnded = () => { showLogin('Your session has ended. Log in again.') }
+const topicList = new TopicList({ connection: () => connection, sessionEnded })
 const topicHistory = new TopicHistory(log, {
-  connection: () => connection,
-  sessionEnded: () => { showLogin('Your session has ended. Log in again.') }
+  catchUp: (topic, since) => { connection?.subscribe(topic, { since, tag: openings }) },
+  connected: () => connection !== undefined,
+  sessionEnded
 })
 const composer = new Composer(log, { publish: (text) => connection?.publish(picker.topic, text) })
 
@@ -42,33 +63,49 @@ const connectionHooks = {
     connectionText.textContent = connectionLabels[state]
   },
   user: showUser,
+  opened () { void topicList.connected() },
+  subscribed (frame, subscription) {
+    if (subscription?.tag === openings && frame.topic === picker.topic) {
+      topicHistory.subscribed(frame)
+      members.present(frame.present)
+      topicList.received(frame.topic, frame.history)
+    } else if (subscription?.tag === countingTag) {
+      topicList.counting(frame)
+    } else {
+      // The open topic of a moment ago: its newest messages still count.
+      topicList.received(frame.topic, frame.history)
+    }
+  },
   frame (frame) {
-    if (frame.topic !== undefined && frame.topic !== picker.topic) return
+    const open = frame.topic === picker.topic
     switch (frame.type) {
-      case 'subscribed':
-        topicHistory.subscribed(frame)
-        break
       case 'message':
-        topicHistory.message(frame)
+        if (open) topicHistory.message(frame)
+        topicList.received(frame.topic, [frame])
         break
       case 'joined':
+        if (!open) break
+        members.joined(frame.user)
         log.notice(`${frame.user} joined`)
         break
       case 'left':
+        if (!open) break
+        members.left(frame.user)
         log.notice(`${frame.user} left`)
         break
       case 'error':
-        // Neither a topic nor a ref: a subscribe of the page's could not read the history.
-        if (frame.code === 'unavailable' && frame.ref === undefined) topicHistory.unavailable()
         log.notice(`The server says: ${frame.message}`)
         break
     }
   },
-  dropped () { topicHistory.dropped() },
+  dropped () {
+    topicHistory.dropped()
+    members.stale()
+  },
   ack (entry, ack) { composer.acknowledged(entry, ack) },
   retrying (entry, error) { composer.retrying(entry, error) },
   failed (entry, error) { composer.failed(entry, error) },
-  loggedOut () { showLogin('Your session has ended. Log in again.') }
+  loggedOut: sessionEnded
 }
 
 function showLogin (message = '') {
@@ -76,6 +113,8 @@ function showLogin (message = '') {
   connection = undefined
   composer.clear()
   log.clear()
+  // Another person may log in next on this browser.
+  topicList.reset()
   sessionHint.held = false
   chatView.hidden = true
   document.title = 'Canopy'
@@ -89,26 +128,31 @@ function enterChat (user) {
   if (user !== undefined) showUser(user)
   showTopic()
   connection?.stop()
-  connection = new ChatConnection(picker.topic, connectionHooks)
+  connection = new ChatConnection(picker.topic, openings, connectionHooks)
   composer.focus()
 }
 
 function showUser (user) {
   log.me = user.name
+  members.me = user.name
   userName.textContent = user.name
   sessionHint.held = true
 }
 
 function showTopic () {
-  topicHistory.open(picker.topic)
-  composer.showTopic(picker.topic)
-  picker.show()
+  const topic = picker.topic
+  openings += 1
+  topicHistory.open(topic)
+  members.clear()
+  composer.showTopic(topic)
+  roomTitle.textContent = `#${topic}`
+  topicList.openTopic(topic)
 }
 
 function switchTopic (topic) {
   composer.clear()
   showTopic()
-  connection?.setTopic(topic)
+  connection?.openTopic(topic, openings)
 }
 
 logoutButton.addEventListener('click', async () => {

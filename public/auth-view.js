@@ -17,9 +17,14 @@ export class AuthView {
     this.nameInput = byId('auth-name')
     this.passwordInput = byId('auth-password')
     this.error = byId('auth-error')
+    /** Shown when a login is refused: perhaps there is no account with that name yet. */
+    this.registerHint = byId('auth-register-hint')
     this.passwordInput.maxLength = maxPasswordChars
     byId('auth-password-hint').textContent = `At least ${minPasswordChars} characters`
     this.form.addEventListener('submit', (event) => { void this.submit(event) })
+    for (const input of [this.nameInput, this.passwordInput]) {
+      input.addEventListener('input', () => { this.registerHint.hidden = true })
+    }
   }
 
   /** @param {string} [message] why the form is shown, if not for a first visit */
@@ -36,6 +41,7 @@ export class AuthView {
   /** @private */
   showError (message, field) {
     this.error.textContent = message
+    this.registerHint.hidden = true
     for (const input of [this.nameInput, this.passwordInput]) {
       if (input === field) input.setAttribute('aria-invalid', 'true')
       else input.removeAttribute('aria-invalid')
@@ -78,6 +84,8 @@ export class AuthView {
       this.hooks.authenticated(user)
     } catch (error) {
       this.showError(error.message)
+      // The server does not say whether the name exists: the hint offers both readings.
+      this.registerHint.hidden = !(action === 'login' && error.status === 401)
     } finally {
       this.form.removeAttribute('aria-busy')
       for (const button of buttons) button.disabled = false

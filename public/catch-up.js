@@ -81,15 +81,6 @@ export class CatchUp {
     return this.heldTo
   }
 
-  /**
-   * Subscribing again failed (`unavailable`): what to subscribe with once the server is back.
-   * @returns {number | undefined} `since`, or undefined for a plain subscribe
-   */
-  retry () {
-    this.catchingUp = this.heldTo !== undefined
-    return this.heldTo
-  }
-
   /** @private The answer to `since` = heldTo: every message after it, or the first of them. */
   caughtUp (last, truncated) {
     const end = last ?? this.heldTo ?? 0

@@ -57,10 +57,13 @@ export class Composer {
     if (item !== undefined) this.log.acknowledge(item, ack.id, ack.at)
   }
 
-  /** @param {import('./connection.js').OutboxEntry} entry @param {{ message: string }} error */
+  /** @param {import('./connection.js').OutboxEntry} entry @param {{ code: string }} error */
   retrying (entry, error) {
     const item = this.pendingItems.get(entry.ref)
-    if (item !== undefined) this.log.retrying(item, error.message)
+    if (item === undefined) return
+    this.log.retrying(item, error.code === 'rate_limited'
+      ? 'Sending too fast: sending again in a moment…'
+      : 'The server is busy: sending again shortly…')
   }
 
   /** @param {import('./connection.js').OutboxEntry} entry @param {{ message: string }} error */

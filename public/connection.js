@@ -2,24 +2,37 @@ import { CloseCode } from '/protocol.js'
 import { me } from './api.js'
 
 /**
- * The page's side of /chat: one WebSocket that reconnects by itself, and the outbox of
- * messages not yet acknowledged, which are resent with their `ref` on every new socket,
- * so nothing typed is lost (the server stores a repeated ref only once).
+ * The page's side of /chat: one WebSocket for every topic the reader has joined, which
+ * reconnects by itself, and the outbox of messages not yet acknowledged, which are resent
+ * with their `ref` (the server stores a repeated ref only once), so nothing typed is lost.
+ *
+ * Refusals are answered as the protocol asks: a publish or subscribe refused with
+ * `rate_limited` is sent again once its `retryAfterMs` is over, never sooner (a client that
+ * does not wait is closed); after `unavailable` it is sent again after a short backoff.
  */
 
 const firstRetryMs = 500
 const maxRetryMs = 15_000
-/** After `rate_limited` or `unavailable` a publish is sent again, same ref, after about this. */
-const resendMs = 1500
+/** After `unavailable`, a publish or subscribe is sent again after about this, doubling each time. */
+const firstResendMs = 1000
+const maxResendMs = 15_000
+/** Added at random to a `retryAfterMs`, so that refused publishes do not all come back at once. */
+const resendSpreadMs = 50
+/** Publishes sent and not yet acknowledged on a socket at most: within this the server never closes a client that waits. */
+const maxPublishesInFlight = 32
 const retryableErrors = new Set(['rate_limited', 'unavailable'])
 
 /**
- * @typedef {{ ref: string, topic: string, text: string }} OutboxEntry
+ * @typedef {{ ref: string, topic: string, text: string, failures: number }} OutboxEntry
+ * @typedef {{ topic: string, since?: number, tag: unknown, failures: number }} Subscription
+ *   a subscribe sent, with the caller's tag, which comes back with its answer
  * @typedef {'connecting' | 'connected' | 'reconnecting'} ConnectionState
  * @typedef {object} Hooks
  * @property {(state: ConnectionState) => void} status
  * @property {(user: { id: number, name: string }) => void} user
- * @property {(frame: any) => void} frame every frame but acks and errors that answer a publish
+ * @property {() => void} opened a new socket is open, subscribed to the open topic only: subscribe the others
+ * @property {(frame: any, subscription: Subscription | undefined) => void} subscribed a `subscribed` frame, with the subscribe it answers
+ * @property {(frame: any) => void} frame every other frame but acks and the errors this connection handles
  * @property {() => void} dropped the socket closed: what it was sending is cut off, a new one starts afresh
  * @property {(entry: OutboxEntry, ack: { id: number, at: string }) => void} ack
  * @property {(entry: OutboxEntry, error: { code: string, message: string }) => void} failed
@@ -27,24 +40,41 @@ const retryableErrors = new Set(['rate_limited', 'unavailable'])
  * @property {() => void} loggedOut the session is gone: show the login form
  */
 
+/** A ref unique to this message; crypto.randomUUID needs a secure context, getRandomValues does not. */
+function newRef () {
+  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID()
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, '0')).join('')
+}
+
+/** The wait before the `failures`-th resend after `unavailable`: doubling, with jitter. */
+function backoffMs (failures) {
+  const ceilingMs = Math.min(maxResendMs, firstResendMs * 2 ** Math.max(0, failures - 1))
+  return ceilingMs / 2 + Math.random() * ceilingMs / 2
+}
+
 export class ChatConnection {
   /**
-   * @param {string} topic the topic to subscribe to on every (re)connection
+   * @param {string} topic the open topic, subscribed first on every (re)connection
+   * @param {unknown} tag given back with the answers to subscribes of the open topic
    * @param {Hooks} hooks
    */
-  constructor (topic, hooks) {
+  constructor (topic, tag, hooks) {
     this.topic = topic
+    this.tag = tag
     this.hooks = hooks
     /** @type {WebSocket | undefined} */
     this.socket = undefined
     this.open = false
     this.stopped = false
+    /** Counts the sockets opened: a reply to something asked on an earlier socket is stale. */
+    this.socketCount = 0
     /** Failed connection attempts since the last good one: the backoff exponent. */
     this.failures = 0
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.retryTimer = undefined
     /** @type {Map<string, OutboxEntry>} unacknowledged messages, in the order they were typed */
     this.outbox = new Map()
+    this.resetSocketState()
     this.retryNow = () => {
       if (this.retryTimer === undefined || document.visibilityState === 'hidden') return
       clearTimeout(this.retryTimer)
@@ -55,6 +85,19 @@ export class ChatConnection {
     void this.connect()
   }
 
+  /** @private What belongs to one socket, forgotten when it closes. */
+  resetSocketState () {
+    /** @type {Subscription[]} subscribes sent on this socket, not yet answered, in order */
+    this.asked = []
+    /** @type {Set<string>} the topics this socket is subscribed to, or asked to be */
+    this.topics = new Set()
+    /** @type {Set<string>} refs sent on this socket and not acknowledged yet (waiting to be resent included) */
+    this.inFlight = new Set()
+    for (const timer of this.timers ?? []) clearTimeout(timer)
+    /** @type {Set<ReturnType<typeof setTimeout>>} resends waiting on this socket */
+    this.timers = new Set()
+  }
+
   /** Closes for good (logging out): nothing is reconnected or resent. */
   stop () {
     this.stopped = true
@@ -62,41 +105,82 @@ export class ChatConnection {
     window.removeEventListener('online', this.retryNow)
     document.removeEventListener('visibilitychange', this.retryNow)
     this.outbox.clear()
+    this.resetSocketState()
     this.socket?.close(1000, 'bye')
     this.socket = undefined
   }
 
-  /** Switches the subscription; a reconnection subscribes to the new topic. */
-  setTopic (topic) {
-    const previous = this.topic
+  /**
+   * Opens another topic: it is subscribed now (for its most recent history) and first on
+   * every new socket. The topic open before stays subscribed, as every joined topic does.
+   */
+  openTopic (topic, tag) {
     this.topic = topic
-    if (previous === topic) return
-    this.send({ type: 'unsubscribe', topic: previous })
-    this.send({ type: 'subscribe', topic })
+    this.tag = tag
+    this.subscribe(topic, { tag })
   }
 
-  /** Subscribes again to catch up: the server replies with every message after `since`. */
-  catchUp (topic, since) {
-    this.send({ type: 'subscribe', topic, since })
+  /** Whether the current socket is subscribed to `topic`, or has asked to be. */
+  has (topic) {
+    return this.open && this.topics.has(topic)
+  }
+
+  /**
+   * Subscribes the current socket to `topic`; the answer comes to the `subscribed` hook with
+   * `tag`. Nothing is sent while no socket is open: the next one calls `opened`.
+   * @param {string} topic
+   * @param {{ since?: number, tag: unknown }} options
+   */
+  subscribe (topic, { since, tag }) {
+    this.sendSubscription({ topic, since, tag, failures: 0 })
   }
 
   /** Queues a message; it is sent now if the socket is open, else as soon as one is. */
   publish (topic, text) {
     /** @type {OutboxEntry} */
-    const entry = { ref: crypto.randomUUID(), topic, text }
+    const entry = { ref: newRef(), topic, text, failures: 0 }
     this.outbox.set(entry.ref, entry)
-    this.sendEntry(entry)
+    this.sendPublishes()
     return entry
   }
 
   /** @private */
+  sendSubscription (subscription) {
+    if (!this.open) return
+    this.topics.add(subscription.topic)
+    this.asked.push(subscription)
+    const { topic, since } = subscription
+    this.send(since === undefined ? { type: 'subscribe', topic } : { type: 'subscribe', topic, since })
+  }
+
+  /** @private Sends what the outbox holds that this socket has not sent yet, up to the bound in flight. */
+  sendPublishes () {
+    if (!this.open) return
+    for (const entry of this.outbox.values()) {
+      if (this.inFlight.size >= maxPublishesInFlight) return
+      if (this.inFlight.has(entry.ref)) continue
+      this.inFlight.add(entry.ref)
+      this.sendEntry(entry)
+    }
+  }
+
+  /** @private */
   sendEntry (entry) {
-    this.send({ type: 'publish', topic: entry.topic, text: entry.text, ref: entry.ref })
+    if (this.outbox.has(entry.ref)) this.send({ type: 'publish', topic: entry.topic, text: entry.text, ref: entry.ref })
   }
 
   /** @private */
   send (frame) {
     if (this.open && this.socket !== undefined) this.socket.send(JSON.stringify(frame))
+  }
+
+  /** @private Runs `action` after `delayMs` on this socket only: a new socket sends everything afresh. */
+  later (delayMs, action) {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer)
+      action()
+    }, delayMs)
+    this.timers.add(timer)
   }
 
   /**
@@ -127,17 +211,20 @@ export class ChatConnection {
     url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:'
     url.search = new URLSearchParams({ ticket: session.wsTicket, topic: this.topic }).toString()
     const socket = new WebSocket(url)
-    const socketTopic = this.topic
+    const socketTopic = { topic: this.topic, tag: this.tag }
     this.socket = socket
     socket.addEventListener('open', () => {
       if (socket !== this.socket) return
       this.open = true
-      // The topic changed while the socket was opening.
-      if (this.topic !== socketTopic) {
-        this.send({ type: 'unsubscribe', topic: socketTopic })
-        this.send({ type: 'subscribe', topic: this.topic })
-      }
-      for (const entry of this.outbox.values()) this.sendEntry(entry)
+      this.socketCount += 1
+      this.resetSocketState()
+      // The URL's topic is subscribed on open, as if asked first.
+      this.topics.add(socketTopic.topic)
+      this.asked.push({ ...socketTopic, failures: 0 })
+      // Another topic was opened while the socket was opening.
+      if (this.topic !== socketTopic.topic) this.subscribe(this.topic, { tag: this.tag })
+      this.sendPublishes()
+      this.hooks.opened()
     })
     socket.addEventListener('message', (event) => {
       if (socket === this.socket) this.receive(event.data)
@@ -146,6 +233,7 @@ export class ChatConnection {
       if (socket !== this.socket) return
       this.socket = undefined
       this.open = false
+      this.resetSocketState()
       if (this.stopped) return
       this.hooks.dropped()
       if (event.code === CloseCode.loggedOut) {
@@ -164,6 +252,18 @@ export class ChatConnection {
     this.retryTimer = setTimeout(() => { void this.connect() }, ceilingMs / 2 + Math.random() * ceilingMs / 2)
   }
 
+  /**
+   * @private
+   * The subscribe a `subscribed` or a refusal without a ref answers. The server answers the
+   * frames of a connection in the order they were sent, so it is the first one asked (for
+   * its topic, when the answer names one).
+   */
+  answered (topic) {
+    const index = topic === undefined ? 0 : this.asked.findIndex((asked) => asked.topic === topic)
+    if (index < 0 || index >= this.asked.length) return undefined
+    return this.asked.splice(index, 1)[0]
+  }
+
   /** @private */
   receive (data) {
     let frame
@@ -177,34 +277,66 @@ export class ChatConnection {
         // The connection works end to end: the next drop starts the backoff afresh.
         this.failures = 0
         this.hooks.status('connected')
-        this.hooks.frame(frame)
+        this.hooks.subscribed(frame, this.answered(frame.topic))
         return
       case 'ack': {
         const entry = this.outbox.get(frame.ref)
         if (entry === undefined) return
         this.outbox.delete(frame.ref)
+        this.inFlight.delete(frame.ref)
         this.hooks.ack(entry, frame)
+        this.sendPublishes()
         return
       }
-      case 'error': {
-        const entry = frame.ref === undefined ? undefined : this.outbox.get(frame.ref)
-        if (entry === undefined) {
-          this.hooks.frame(frame)
-          return
-        }
-        if (retryableErrors.has(frame.code)) {
-          this.hooks.retrying(entry, frame)
-          setTimeout(() => {
-            if (this.outbox.has(entry.ref)) this.sendEntry(entry)
-          }, resendMs / 2 + Math.random() * resendMs)
-          return
-        }
-        this.outbox.delete(entry.ref)
-        this.hooks.failed(entry, frame)
+      case 'error':
+        if (frame.ref !== undefined && this.outbox.has(frame.ref)) this.publishRefused(frame)
+        else if (frame.ref === undefined && this.asked.length > 0) this.subscribeRefused(frame)
+        else this.hooks.frame(frame)
         return
-      }
       default:
         this.hooks.frame(frame)
     }
+  }
+
+  /** @private A publish of the outbox was refused: sent again after its wait, or given up. */
+  publishRefused (error) {
+    const entry = /** @type {OutboxEntry} */ (this.outbox.get(error.ref))
+    if (!retryableErrors.has(error.code)) {
+      this.outbox.delete(entry.ref)
+      this.inFlight.delete(entry.ref)
+      this.hooks.failed(entry, error)
+      this.sendPublishes()
+      return
+    }
+    this.hooks.retrying(entry, error)
+    this.later(this.resendDelayMs(error, entry), () => { this.sendEntry(entry) })
+  }
+
+  /** @private A subscribe was refused: asked again after its wait, or reported. */
+  subscribeRefused (error) {
+    const subscription = this.answered(error.topic)
+    if (subscription === undefined || !retryableErrors.has(error.code)) {
+      if (subscription !== undefined) this.topics.delete(subscription.topic)
+      this.hooks.frame(error)
+      return
+    }
+    this.later(this.resendDelayMs(error, subscription), () => {
+      this.sendSubscription(subscription)
+    })
+  }
+
+  /**
+   * @private
+   * How long to wait before sending a refused frame again: at least the `retryAfterMs` the
+   * server gave, or a backoff after `unavailable`.
+   * @param {{ code: string, retryAfterMs?: number }} error
+   * @param {{ failures: number }} attempt
+   */
+  resendDelayMs (error, attempt) {
+    attempt.failures += 1
+    if (error.code === 'rate_limited' && typeof error.retryAfterMs === 'number') {
+      return error.retryAfterMs + Math.random() * resendSpreadMs
+    }
+    return backoffMs(attempt.failures)
   }
 }

@@ -1,7 +1,9 @@
+import { appendWithLinks } from './links.js'
+
 /**
  * The message log of one topic: messages in id order, each id once, the reader's own
  * messages pending until acknowledged, and notices (joined, left). Every piece of user
- * data goes in through textContent, never as HTML.
+ * data goes in as text nodes, never as HTML; web addresses become links (links.js).
  */
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: 'numeric', minute: '2-digit' })
@@ -31,7 +33,8 @@ function timeElement (iso) {
   return time
 }
 
-function hueOf (name) {
+/** The colour class of a user's avatar, the same wherever the user is shown. */
+export function hueOf (name) {
   let hash = 0
   for (const char of name.toLowerCase()) hash = (hash * 31 + char.codePointAt(0)) >>> 0
   return `hue-${hash % hueCount}`
@@ -133,9 +136,10 @@ export class MessageLog {
     if (follow) this.scrollToBottom()
   }
 
-  retrying (item, message) {
+  /** @param {HTMLLIElement} item @param {string} text why it is not sent yet, and that it will be */
+  retrying (item, text) {
     item.classList.add('retrying')
-    this.setStatus(item, `Retrying… (${message})`)
+    this.setStatus(item, text)
   }
 
   failed (item, message) {
@@ -164,7 +168,9 @@ export class MessageLog {
     const meta = element('div', 'meta')
     meta.append(element('span', 'author', author))
     const body = element('div', 'body')
-    body.append(meta, element('p', 'text', text))
+    const paragraph = element('p', 'text')
+    appendWithLinks(paragraph, text)
+    body.append(meta, paragraph)
     item.append(avatar, body)
     return item
   }

@@ -1,4 +1,4 @@
-import { maxPageSize } from '/protocol.js'
+import { historyLimit, maxPageSize } from '/protocol.js'
 import { olderMessages } from './api.js'
 import { CatchUp } from './catch-up.js'
 
@@ -11,15 +11,14 @@ import { CatchUp } from './catch-up.js'
 const olderPageSize = Math.min(50, maxPageSize)
 /** Scrolling within this many pixels of the top loads older messages. */
 const loadOlderWithinPx = 120
-/** After `unavailable`, the history is asked for again after this long. */
-const resubscribeMs = 2000
 
 const byId = (id) => document.getElementById(id)
 
 export class TopicHistory {
   /**
    * @param {import('./message-log.js').MessageLog} log
-   * @param {{ connection: () => import('./connection.js').ChatConnection | undefined, sessionEnded: () => void }} hooks
+   * @param {{ catchUp: (topic: string, since: number) => void, connected: () => boolean, sessionEnded: () => void }} hooks
+   *   catchUp: subscribe to the open topic again with `since`; connected: the chat is on (not logged out)
    */
   constructor (log, hooks) {
     this.log = log
@@ -32,11 +31,9 @@ export class TopicHistory {
     this.topic = ''
     /** The topic's first `subscribed` has arrived. */
     this.loaded = false
-    /** The log goes back to the topic's first message. */
+    /** The log goes back to the topic's first message: the server has nothing older. */
     this.reachedStart = false
     this.loadingOlder = false
-    /** @type {ReturnType<typeof setTimeout> | undefined} */
-    this.resubscribeTimer = undefined
 
     this.scroller.addEventListener('scroll', () => {
       if (this.scroller.scrollTop < loadOlderWithinPx) void this.loadOlder()
@@ -50,24 +47,24 @@ export class TopicHistory {
     this.loaded = false
     this.reachedStart = false
     this.catchUp.reset()
-    clearTimeout(this.resubscribeTimer)
     this.log.clear()
     this.showEdge()
   }
 
   /** The socket is gone; a new one starts with a plain `subscribed`. */
   dropped () {
-    clearTimeout(this.resubscribeTimer)
     this.catchUp.dropped()
   }
 
   /** @param {{ topic: string, history: Array<{ id: number, author: string, text: string, at: string }>, truncated?: true }} frame */
   subscribed (frame) {
+    // The most recent history, shorter than asked for, is the whole topic (a `since` reply is not).
+    const wholeTopic = !this.catchUp.catchingUp && frame.history.length < historyLimit
     this.log.add(frame.history)
     const since = this.catchUp.subscribed(frame)
-    if (since !== undefined) this.hooks.connection()?.catchUp(frame.topic, since)
+    if (since !== undefined) this.hooks.catchUp(frame.topic, since)
     this.loaded = true
-    if (this.log.oldestId === 1) this.reachedStart = true
+    if (wholeTopic || this.log.oldestId === 1) this.reachedStart = true
     this.showEdge()
     this.fillViewport()
   }
@@ -76,15 +73,8 @@ export class TopicHistory {
   message (message) {
     this.log.add([message])
     this.catchUp.message(message.id)
-  }
-
-  /** The server could not read the history: ask again in a while, on this socket. */
-  unavailable () {
-    clearTimeout(this.resubscribeTimer)
-    const { topic } = this
-    this.resubscribeTimer = setTimeout(() => {
-      if (topic === this.topic) this.hooks.connection()?.catchUp(topic, this.catchUp.retry())
-    }, resubscribeMs)
+    // The first message of an empty topic is also its start.
+    this.showEdge()
   }
 
   /** @private The button to load older messages, or the line saying there are none. */
@@ -101,7 +91,7 @@ export class TopicHistory {
   /** @private */
   async loadOlder () {
     const oldest = this.log.oldestId
-    if (this.loadingOlder || this.reachedStart || oldest === undefined || this.hooks.connection() === undefined) return
+    if (this.loadingOlder || this.reachedStart || oldest === undefined || !this.hooks.connected()) return
     const { topic } = this
     this.loadingOlder = true
     this.showEdge()

@@ -1,13 +1,9 @@
 import { defaultTopic, topicPattern } from '/protocol.js'
-import { storage } from './storage.js'
 
 /**
- * The topic picker: the open topic lives in the URL hash, a form joins another, and the
- * topics this browser visited last are links.
+ * The open topic: it lives in the URL hash, so links, the back button and bookmarks open
+ * topics, and the form joins one by name. The topic list (topic-list.js) shows the topics.
  */
-
-const maxRecentTopics = 10
-const recentTopicsKey = 'canopy.recentTopics'
 
 const byId = (id) => document.getElementById(id)
 
@@ -22,14 +18,6 @@ function topicFromHash () {
   return topicPattern.test(name) ? name : undefined
 }
 
-function recentTopics () {
-  try {
-    const topics = JSON.parse(storage.get(recentTopicsKey) ?? '[]')
-    if (Array.isArray(topics)) return topics.filter((topic) => typeof topic === 'string' && topicPattern.test(topic))
-  } catch { /* a damaged list starts afresh */ }
-  return []
-}
-
 export class TopicPicker {
   /**
    * @param {{ switched: (topic: string) => void, joined: () => void }} hooks switched: the
@@ -40,8 +28,6 @@ export class TopicPicker {
     this.form = byId('topic-form')
     this.input = byId('topic-input')
     this.error = byId('topic-error')
-    this.recentList = byId('recent-topics')
-    this.title = byId('room-title')
 
     const initial = topicFromHash()
     if (initial === undefined) history.replaceState(null, '', `#${defaultTopic}`)
@@ -55,46 +41,35 @@ export class TopicPicker {
         return
       }
       if (topic === this.topic) return
+      // Moving on (by a link, the back button): a mistake typed for the last one no longer applies.
+      this.showError('')
       this.topic = topic
       this.hooks.switched(topic)
     })
+    this.input.addEventListener('input', () => { this.showError('') })
     this.form.addEventListener('submit', (event) => {
       event.preventDefault()
       this.join(this.input.value.trim().replace(/^#/, '').toLowerCase())
     })
   }
 
-  /** Shows the open topic: its title, and first among the recent ones. */
-  show () {
-    const { topic } = this
-    const topics = [topic, ...recentTopics().filter((other) => other !== topic)].slice(0, maxRecentTopics)
-    if (!topics.includes(defaultTopic)) topics.push(defaultTopic)
-    storage.set(recentTopicsKey, JSON.stringify(topics))
-    this.recentList.replaceChildren(...topics.toSorted().map((name) => {
-      const link = document.createElement('a')
-      link.href = `#${name}`
-      link.textContent = `#${name}`
-      if (name === topic) link.setAttribute('aria-current', 'page')
-      const item = document.createElement('li')
-      item.append(link)
-      return item
-    }))
-    this.title.textContent = `#${topic}`
-    document.title = `#${topic} · Canopy`
-  }
-
   /** @private */
   join (topic) {
     if (!topicPattern.test(topic)) {
-      this.error.textContent = 'A topic is up to 64 characters: a–z, 0–9, _ . or -, starting with a letter or digit.'
-      this.input.setAttribute('aria-invalid', 'true')
+      this.showError('A topic is up to 64 characters: a–z, 0–9, _ . or -, starting with a letter or digit.')
       this.input.focus()
       return
     }
-    this.error.textContent = ''
-    this.input.removeAttribute('aria-invalid')
+    this.showError('')
     this.input.value = ''
     location.hash = `#${topic}`
     this.hooks.joined()
+  }
+
+  /** @private */
+  showError (message) {
+    this.error.textContent = message
+    if (message === '') this.input.removeAttribute('aria-invalid')
+    else this.input.setAttribute('aria-invalid', 'true')
   }
 }

@@ -6,7 +6,7 @@ import { buildApp } from '../../src/app.js'
 import type { Config } from '../../src/config.js'
 import { projectRoot } from '../../src/paths.js'
 import { register, tempDir, testConfig, uniqueName } from '../helpers/app.js'
-import { chromiumArgs, chromiumPath, listen, logItems, waitForConnection, waitMs, type LogItem } from './page.js'
+import { chromiumArgs, chromiumPath, listen, logItems, openTopicList, screenshot as saveScreenshot, send, waitForAllSent, waitForConnection, waitForText, waitMs, type LogItem } from './page.js'
 
 /**
  * The chat page end to end, in Debian's Chromium driven by playwright-core: two people in
@@ -35,28 +35,8 @@ const expectedConsoleErrors: Array<{ phase: string, text: RegExp, path: string }
   { phase: 'server down', text: /^Failed to load resource: the server responded with a status of 503\b/, path: '/api/me' }
 ]
 
-/** Waits until the log holds a message with exactly this text (`count` times, once by default). */
-async function waitForText (page: Page, text: string, count = 1): Promise<void> {
-  await page.waitForFunction(([text, count]) =>
-    Array.from(document.querySelectorAll('#messages .message .text')).filter((node) => node.textContent === text).length === count,
-  [text, count] as const, { timeout: waitMs })
-}
-
-/** Waits until none of the reader's messages is still waiting for its ack. */
-async function waitForAllSent (page: Page): Promise<void> {
-  await page.waitForFunction(() => document.querySelector('#messages .message.pending') === null, undefined, { timeout: waitMs })
-}
-
-async function send (page: Page, text: string): Promise<void> {
-  const input = page.getByLabel('Message', { exact: true })
-  await input.fill(text)
-  await input.press('Enter')
-}
-
-/** A still picture: no transition half-way, no hover left over from a click. */
 async function screenshot (page: Page, name: string): Promise<void> {
-  await page.mouse.move(0, 0)
-  await page.screenshot({ path: `${screenshotDir}/${name}.png`, animations: 'disabled' })
+  await saveScreenshot(page, `${screenshotDir}/${name}.png`)
 }
 
 /** Ids strictly increasing and without a hole: each message once, nothing missed. */
@@ -282,6 +262,8 @@ if (chromiumPath === undefined) {
       await send(alice, 'Over in random')
       await waitForAllSent(alice)
 
+      // Bob's screen is narrow: the topic list is folded away behind a button.
+      await openTopicList(bob)
       await bob.getByLabel('Topic', { exact: true }).fill('Not a topic!')
       await bob.getByLabel('Topic', { exact: true }).press('Enter')
       await bob.getByRole('alert').getByText(/^A topic is up to 64 characters/).waitFor()
@@ -292,7 +274,8 @@ if (chromiumPath === undefined) {
       await waitForText(bob, 'Over in random')
       t.equal((await logItems(bob)).length, 1, 'only the messages of #random')
 
-      await bob.getByRole('link', { name: '#general', exact: true }).click()
+      await openTopicList(bob)
+      await bob.locator('#joined-topics').getByRole('link', { name: /^#general\b/ }).click()
       await waitForText(bob, 'Hello Bob 👋')
       await alice.evaluate(() => { location.hash = '#general' })
       await waitForText(alice, 'Hello Bob 👋')

@@ -37,3 +37,43 @@ export async function logItems (page: Page): Promise<LogItem[]> {
 export async function waitForConnection (page: Page, label: 'Connected' | 'Reconnecting…', timeout = waitMs): Promise<void> {
   await page.getByRole('status').getByText(label, { exact: true }).waitFor({ timeout })
 }
+
+/** Waits until the log holds a message with exactly this text (`count` times, once by default). */
+export async function waitForText (page: Page, text: string, count = 1): Promise<void> {
+  await page.waitForFunction(([text, count]) =>
+    Array.from(document.querySelectorAll('#messages .message .text')).filter((node) => node.textContent === text).length === count,
+  [text, count] as const, { timeout: waitMs })
+}
+
+/** Waits until none of the reader's messages is still waiting for its ack. */
+export async function waitForAllSent (page: Page): Promise<void> {
+  await page.waitForFunction(() => document.querySelector('#messages .message.pending') === null, undefined, { timeout: waitMs })
+}
+
+/** Types `text` in the composer and sends it with Enter. */
+export async function send (page: Page, text: string): Promise<void> {
+  const input = page.getByLabel('Message', { exact: true })
+  await input.fill(text)
+  await input.press('Enter')
+}
+
+/** Logs in through the form (the page is on it) and waits until the chat is connected. */
+export async function logIn (page: Page, name: string, password: string): Promise<void> {
+  await page.getByLabel('Name', { exact: true }).fill(name)
+  await page.getByLabel('Password', { exact: true }).fill(password)
+  await page.getByRole('button', { name: 'Log in', exact: true }).click()
+  await waitForConnection(page, 'Connected')
+}
+
+/** A still picture: no transition half-way, no hover left over from a click. */
+export async function screenshot (page: Page, path: string): Promise<void> {
+  await page.mouse.move(0, 0)
+  await page.screenshot({ path, animations: 'disabled' })
+}
+
+/** Unfolds the topic list where the screen is too narrow to show it beside the log. */
+export async function openTopicList (page: Page): Promise<void> {
+  const toggle = page.locator('#topics-toggle')
+  if (await toggle.isVisible() && await toggle.getAttribute('aria-expanded') === 'false') await toggle.click()
+  await page.locator('#topics-panel').waitFor()
+}

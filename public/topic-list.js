@@ -1,0 +1,329 @@
+import { defaultTopic, topicPattern } from '/protocol.js'
+import { markRead, topicSummaries } from './api.js'
+import { storage } from './storage.js'
+
+/**
+ * The topic list: the topics the reader has joined, each with its unread count, live, and
+ * the other topics of the server, most recently active first. The total is in the tab's
+ * title. Read positions live on the server (GET /api/topics counts from them, PUT …/read
+ * moves them), so they follow the reader to every device.
+ *
+ * A topic is joined once the reader opens it in this browser, or reads it anywhere (the
+ * server then counts fewer unread messages than the topic holds). Every joined topic is
+ * subscribed on the page's one socket; its live messages count as unread until it is open
+ * in a visible tab.
+ */
+
+const joinedTopicsKey = 'canopy.joinedTopics'
+/** What this page kept before topics were joined: the topics visited last, joined now. */
+const recentTopicsKey = 'canopy.recentTopics'
+/** The server counts unread messages up to this many, and lists at most this many topics. */
+const maxUnreadCount = 1000
+const maxListedTopics = 100
+/** Topics one socket may hold (the server refuses the next). */
+const maxTopicsPerSocket = 100
+/** While connected and visible, the list is asked for again this often, for topics new to the reader. */
+const refreshMs = 60_000
+/** The tag of a subscribe for an unread count, not for the open topic's log. */
+export const countingTag = 'counting'
+
+const byId = (id) => document.getElementById(id)
+
+/**
+ * @typedef {object} TopicState
+ * @property {number | undefined} lastId the newest message known: 0 for a topic known to be empty, undefined when unknown
+ * @property {number} unread
+ * @property {Set<number>} counted messages counted as unread after the server's last count
+ * @property {number} readTo the newest message the reader has been shown and the server told of
+ * @property {number} readSent the newest one the server has confirmed
+ * @property {boolean} sending a PUT …/read is on its way
+ */
+
+function storedJoinedTopics () {
+  for (const key of [joinedTopicsKey, recentTopicsKey]) {
+    try {
+      const topics = JSON.parse(storage.get(key) ?? 'null')
+      if (Array.isArray(topics)) return topics.filter((topic) => typeof topic === 'string' && topicPattern.test(topic))
+    } catch { /* a damaged list starts afresh */ }
+  }
+  return []
+}
+
+/** An unread count as shown: the server stops counting at maxUnreadCount. */
+function countText (count) {
+  return count >= maxUnreadCount ? `${maxUnreadCount - 1}+` : String(count)
+}
+
+export class TopicList {
+  /**
+   * @param {{ connection: () => import('./connection.js').ChatConnection | undefined, sessionEnded: () => void }} hooks
+   */
+  constructor (hooks) {
+    this.hooks = hooks
+    this.joinedList = byId('joined-topics')
+    this.moreList = byId('more-topics')
+    this.moreHeading = byId('more-topics-heading')
+    this.totalBadge = byId('topics-unread')
+    this.totalCount = byId('topics-unread-count')
+    /** @type {Map<string, TopicState>} */
+    this.topics = new Map()
+    /** @type {Set<string>} */
+    this.joined = new Set([defaultTopic, ...storedJoinedTopics()])
+    /** The server's topics, most recently active first. @type {string[]} */
+    this.listed = []
+    /** @type {Map<string, HTMLLIElement>} each topic's item, kept so that focus stays on it across updates */
+    this.items = new Map()
+    this.open = ''
+    /** @type {Promise<boolean> | undefined} */
+    this.refreshing = undefined
+
+    document.addEventListener('visibilitychange', () => {
+      if (!this.reading) return
+      this.read(this.open)
+      this.render()
+    })
+    setInterval(() => {
+      if (this.reading && this.hooks.connection()?.open === true) void this.refresh().then(() => { this.subscribeJoined() })
+    }, refreshMs)
+  }
+
+  /** Whether the open topic is in front of the reader. */
+  get reading () {
+    return this.open !== '' && document.visibilityState === 'visible'
+  }
+
+  /** Logged out: nothing is known, and this browser forgets the topics joined. */
+  reset () {
+    this.topics.clear()
+    this.joined = new Set([defaultTopic])
+    this.listed = []
+    this.open = ''
+    storage.remove(joinedTopicsKey)
+    storage.remove(recentTopicsKey)
+    this.render()
+  }
+
+  /** `topic` is open now: joined, and read while the tab is visible. */
+  openTopic (topic) {
+    this.open = topic
+    this.join(topic)
+    if (this.reading) this.read(topic)
+    this.render()
+  }
+
+  /**
+   * A socket opened: the counts are asked for again, then every joined topic is subscribed
+   * from the newest message counted, so that what came meanwhile is counted once.
+   */
+  async connected () {
+    const connection = this.hooks.connection()
+    const socket = connection?.socketCount
+    await this.refresh()
+    if (connection === undefined || connection !== this.hooks.connection() || connection.socketCount !== socket) return
+    this.subscribeJoined()
+  }
+
+  /**
+   * Messages of `topic`, live or in a `subscribed` frame: counted as unread unless the topic
+   * is being read, which moves the read position to them instead.
+   * @param {string} topic
+   * @param {Array<{ id: number }>} messages in increasing id order
+   */
+  received (topic, messages) {
+    const state = this.state(topic)
+    const reading = this.reading && topic === this.open
+    for (const { id } of messages) {
+      // With no count from the server yet, what comes is where counting starts.
+      if (state.lastId !== undefined && id > state.lastId && !reading) {
+        state.unread += 1
+        state.counted.add(id)
+      }
+      state.lastId = Math.max(state.lastId ?? id, id)
+    }
+    if (reading) this.read(topic)
+    this.render()
+  }
+
+  /**
+   * A `subscribed` frame that was asked for counting: what it holds is counted, and a cut
+   * reply (`truncated`) is continued from its last message.
+   * @param {{ topic: string, history: Array<{ id: number }>, truncated?: true }} frame
+   */
+  counting (frame) {
+    this.received(frame.topic, frame.history)
+    const last = frame.history.at(-1)
+    if (frame.truncated === true && last !== undefined) this.hooks.connection()?.subscribe(frame.topic, { since: last.id, tag: countingTag })
+  }
+
+  /**
+   * @private
+   * Asks the server for every topic and the reader's unread counts. Counts made here since the
+   * server's last answer are kept for the messages it did not know of yet.
+   * @returns {Promise<boolean>} whether the server answered
+   */
+  async refresh () {
+    this.refreshing ??= (async () => {
+      let topics
+      try {
+        ({ topics } = await topicSummaries())
+      } catch (error) {
+        if (error.status === 401) this.hooks.sessionEnded()
+        return false
+      } finally {
+        this.refreshing = undefined
+      }
+      this.listed = topics.map((topic) => topic.name)
+      for (const topic of topics) {
+        const state = this.state(topic.name)
+        const after = [...state.counted].filter((id) => id > topic.lastId)
+        const read = (this.reading && topic.name === this.open) || topic.lastId <= state.readTo
+        state.unread = (read ? 0 : topic.unread) + after.length
+        state.counted = new Set(after)
+        state.lastId = Math.max(topic.lastId, state.lastId ?? 0)
+        // Fewer unread than messages: the reader has a read position, from this device or another.
+        if (topic.unread < Math.min(topic.lastId, maxUnreadCount)) this.join(topic.name)
+      }
+      // A joined topic missing from a list that is not full has no messages yet.
+      if (topics.length < maxListedTopics) {
+        for (const name of this.joined) {
+          const state = this.state(name)
+          state.lastId ??= 0
+        }
+      }
+      this.render()
+      return true
+    })()
+    return await this.refreshing
+  }
+
+  /** @private Subscribes the socket to every joined topic it does not hold yet, for their counts. */
+  subscribeJoined () {
+    const connection = this.hooks.connection()
+    if (connection?.open !== true) return
+    let held = connection.topics.size
+    for (const name of this.joinedNames()) {
+      if (held >= maxTopicsPerSocket) return
+      if (connection.has(name)) continue
+      connection.subscribe(name, { since: this.state(name).lastId, tag: countingTag })
+      held += 1
+    }
+  }
+
+  /** @private The reader has seen `topic` up to its newest message: nothing unread, and the server is told. */
+  read (topic) {
+    const state = this.state(topic)
+    state.unread = 0
+    state.counted.clear()
+    if (state.lastId === undefined || state.lastId <= state.readTo) return
+    state.readTo = state.lastId
+    void this.sendRead(topic, state)
+  }
+
+  /** @private One PUT at a time per topic; the newest position is sent once the one on its way is answered. */
+  async sendRead (topic, state) {
+    if (state.sending) return
+    state.sending = true
+    try {
+      while (state.readSent < state.readTo) {
+        const id = state.readTo
+        await markRead(topic, id)
+        state.readSent = id
+      }
+    } catch (error) {
+      // Sent again with the next position; the count on the server stays until then.
+      if (error.status === 401) this.hooks.sessionEnded()
+    } finally {
+      state.sending = false
+    }
+  }
+
+  /** @private */
+  join (topic) {
+    if (this.joined.has(topic)) return
+    this.joined.add(topic)
+    storage.set(joinedTopicsKey, JSON.stringify([...this.joined]))
+  }
+
+  /** @private @returns {TopicState} */
+  state (topic) {
+    let state = this.topics.get(topic)
+    if (state === undefined) {
+      state = { lastId: undefined, unread: 0, counted: new Set(), readTo: 0, readSent: 0, sending: false }
+      this.topics.set(topic, state)
+    }
+    return state
+  }
+
+  /** @private Joined topics by name, so that each keeps its place. */
+  joinedNames () {
+    return [...this.joined].sort()
+  }
+
+  /** @private The lists, the total in the title and on the button that unfolds the list. */
+  render () {
+    this.renderList(this.joinedList, this.joinedNames(), true)
+    const more = this.listed.filter((name) => !this.joined.has(name))
+    this.renderList(this.moreList, more, false)
+    this.moreHeading.hidden = more.length === 0
+
+    let total = 0
+    for (const name of this.joined) total += this.topics.get(name)?.unread ?? 0
+    this.totalBadge.hidden = total === 0
+    this.totalCount.textContent = countText(total)
+    if (this.open !== '') document.title = `${total > 0 ? `(${countText(total)}) ` : ''}#${this.open} · Canopy`
+  }
+
+  /** @private Puts the items of `names` in `list`, in order, moving only those out of place. */
+  renderList (list, names, counted) {
+    let next = list.firstElementChild
+    for (const name of names) {
+      const item = this.item(name)
+      this.updateItem(item, name, counted)
+      if (item === next) next = next.nextElementSibling
+      else list.insertBefore(item, next)
+    }
+    while (next !== null) {
+      const after = next.nextElementSibling
+      next.remove()
+      next = after
+    }
+  }
+
+  /** @private */
+  item (name) {
+    let item = this.items.get(name)
+    if (item !== undefined) return item
+    item = document.createElement('li')
+    const link = document.createElement('a')
+    link.href = `#${name}`
+    link.className = 'topic-link'
+    link.dataset.topic = name
+    const label = document.createElement('span')
+    label.className = 'topic-name'
+    label.textContent = `#${name}`
+    const badge = document.createElement('span')
+    badge.className = 'badge'
+    const count = document.createElement('span')
+    const unread = document.createElement('span')
+    unread.className = 'visually-hidden'
+    unread.textContent = ' unread'
+    badge.append(count, unread)
+    link.append(label, badge)
+    item.append(link)
+    this.items.set(name, item)
+    return item
+  }
+
+  /** @private */
+  updateItem (item, name, counted) {
+    const link = /** @type {HTMLAnchorElement} */ (item.firstElementChild)
+    const unread = counted ? this.topics.get(name)?.unread ?? 0 : 0
+    if (name === this.open) link.setAttribute('aria-current', 'page')
+    else link.removeAttribute('aria-current')
+    link.classList.toggle('has-unread', unread > 0)
+    const badge = /** @type {HTMLElement} */ (link.lastElementChild)
+    const count = /** @type {HTMLElement} */ (badge.firstElementChild)
+    badge.hidden = unread === 0
+    count.textContent = countText(unread)
+  }
+}
