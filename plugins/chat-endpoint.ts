@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { addEndpoint, refuse, type Connection } from '../src/endpoint.js'
 import type { History } from '../src/message-store.js'
-import { CloseCode, defaultTopic, errorFrame, isValidTopic, parseClientFrame, type ClientFrame, type ErrorCode, type ServerFrame } from '../src/protocol.js'
+import { CloseCode, defaultTopic, errorFrame, isValidTopic, parseClientFrame, type ClientFrame, type ErrorCode, type ErrorFrame, type ServerFrame } from '../src/protocol.js'
 import { TokenBuckets } from '../src/token-bucket.js'
 import type { User } from '../src/users.js'
 import { showsItsTicket } from '../src/tickets.js'
@@ -67,7 +67,7 @@ const maxRefusalsWithoutRef = 64
  * history, and speaks the frames of src/protocol.ts.
  */
 export default fp(async function chatEndpoint (fastify) {
-  const { config, topicBus, presence } = fastify
+  const { config, topicBus, presence, metrics } = fastify
   /** By session key (the session id hashed, as it travels between instances). */
   const connectionsBySession = new Map<string, { sessionId: string, connections: Set<ChatConnection> }>()
   const connectionsByUser = new Map<number, number>()
@@ -235,10 +235,12 @@ export default fp(async function chatEndpoint (fastify) {
       if (ref !== undefined && !resentInTime(connection, ref)) return
       const frameWaitMs = frameBuckets.take(connection)
       if (frameWaitMs > 0) {
+        if (isPublishAttempt(frame, data)) metrics.published('rate_limited')
         refuseForRate(connection, `over ${frameRatePerSecond} frames per second; send again in ${frameWaitMs} ms`, frameWaitMs, ref)
         return
       }
       if (frame.type === 'error') {
+        if (isPublishAttempt(frame, data)) metrics.published(frame.code)
         connection.send(frame)
         return
       }
@@ -292,7 +294,33 @@ export default fp(async function chatEndpoint (fastify) {
   fastify.decorate('closeEndedSessions', closeEndedSessions)
 
   fastify.decorate('chatConnections', endpoint.connections)
-}, { name: 'chat-endpoint', fastify: '5.x', dependencies: ['config', 'websocket', 'session', 'accounts', 'topic-bus', 'presence', 'publish', 'history-budget'] })
+  metrics.readFrom({
+    connections: () => endpoint.connections.size,
+    subscriptions: () => {
+      let subscriptions = 0
+      for (const connection of endpoint.connections) subscriptions += connection.state.topics.size
+      return subscriptions
+    },
+    slowConsumerCloses: () => endpoint.slowConsumerCloses
+  })
+}, { name: 'chat-endpoint', fastify: '5.x', dependencies: ['config', 'websocket', 'session', 'accounts', 'metrics', 'topic-bus', 'presence', 'publish', 'history-budget'] })
+
+/**
+ * Whether a frame refused before it is handled was a publish attempt, for the metrics: a
+ * publish, or a frame that may have meant to be one (it cannot be read as a subscribe or an
+ * unsubscribe). Publishes that get further are counted by the publish path.
+ */
+function isPublishAttempt (frame: ClientFrame | ErrorFrame, data: string): boolean {
+  if (frame.type !== 'error') return frame.type === 'publish'
+  // Only these refuse a subscribe or an unsubscribe too: read the type again (a refusal is rare).
+  if (frame.code !== 'bad_request' && frame.code !== 'bad_topic') return true
+  try {
+    const { type } = JSON.parse(data) as { type?: unknown }
+    return type !== 'subscribe' && type !== 'unsubscribe'
+  } catch {
+    return true
+  }
+}
 
 /** The first frame of a subscription, and every later one: the topic's history and who is there. */
 function subscribed (topic: string, history: History, present: string[]): ServerFrame {

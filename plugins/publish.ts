@@ -37,8 +37,9 @@ export default fp(async function publish (fastify) {
   const { publishRatePerSecond, publishBurst } = fastify.config
   const perUser = new PublishLimiter(fastify.db, publishRatePerSecond, publishBurst)
   const inFlight = new Set<Promise<PublishOutcome>>()
-  const bus = fastify.topicBus
-  const queue = new PublishQueue(fastify.db, bus.transport, (message) => { bus.receive(message) })
+  const { topicBus: bus, metrics } = fastify
+  const queue = new PublishQueue(fastify.db, bus.transport, (message) => { bus.receive(message) },
+    (seconds, batchSize) => { metrics.committed(seconds, batchSize) })
   fastify.addReadinessCheck('commits', async () => {
     if (queue.stalled) throw new Error('commits stall: a publish statement is running too long or ran out of time')
   })
@@ -61,17 +62,23 @@ export default fp(async function publish (fastify) {
     }
   }
 
+  /** Each publish attempt that got this far, counted once with how it ended. */
+  const counted = <Outcome extends PublishOutcome>(outcome: Outcome): Outcome => {
+    metrics.published(outcome.ok ? 'acked' : outcome.code)
+    return outcome
+  }
+
   fastify.decorate('publishesInFlight', inFlight)
   fastify.decorate('queuePublish', async (user: User, topic: string, text: string, ref: string | undefined, committed?: (message: MessageFrame) => void) => {
     // Refused before anything is stored.
     const allowed = await perUser.take(user.id)
-    if (allowed === 'unavailable') return unavailable
+    if (allowed === 'unavailable') return counted(unavailable)
     if (allowed !== 'ok') {
       const { retryAfterMs } = allowed
-      return { ok: false, code: 'rate_limited', message: `over ${publishRatePerSecond} messages per second; nothing was stored; resend in ${retryAfterMs} ms`, retryAfterMs } as const
+      return counted({ ok: false, code: 'rate_limited', message: `over ${publishRatePerSecond} messages per second; nothing was stored; resend in ${retryAfterMs} ms`, retryAfterMs } as const)
     }
     // store() joins the publish queue synchronously, before this function returns.
-    const outcome = store(user, topic, text, ref, committed)
+    const outcome = store(user, topic, text, ref, committed).then(counted)
     inFlight.add(outcome)
     void outcome.finally(() => inFlight.delete(outcome))
     return { outcome }
@@ -80,4 +87,4 @@ export default fp(async function publish (fastify) {
     const queued = await fastify.queuePublish(user, topic, text, ref)
     return 'outcome' in queued ? await queued.outcome : queued
   })
-}, { name: 'publish', fastify: '5.x', dependencies: ['config', 'database', 'health', 'topic-bus'] })
+}, { name: 'publish', fastify: '5.x', dependencies: ['config', 'database', 'health', 'metrics', 'topic-bus'] })

@@ -19,11 +19,12 @@ export default fp(async function topicBus (fastify) {
   const transport = fastify.db.shared
     ? { channel: busChannel, instanceId: randomUUID().slice(0, 8) }
     : undefined
-  const bus = new TopicBus(fastify.db, fastify.log, transport)
+  const bus = new TopicBus(fastify.db, fastify.log, transport, (lagSeconds) => { fastify.metrics.busLag(lagSeconds) })
   await bus.listen()
+  fastify.metrics.readFrom({ deliveries: () => bus.deliveries, listenUp: () => bus.ready ? 1 : 0 })
   fastify.decorate('topicBus', bus)
   fastify.addReadinessCheck('topic bus', async () => {
     if (!bus.ready) throw new Error('the LISTEN connection is reconnecting')
   })
   fastify.addHook('onClose', async () => { await bus.close() })
-}, { name: 'topic-bus', fastify: '5.x', dependencies: ['database', 'health'] })
+}, { name: 'topic-bus', fastify: '5.x', dependencies: ['database', 'health', 'metrics'] })

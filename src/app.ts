@@ -9,6 +9,7 @@ import rateLimit from '../plugins/rate-limit.js'
 import session from '../plugins/session.js'
 import accounts from '../plugins/accounts.js'
 import health from '../plugins/health.js'
+import metrics from '../plugins/metrics.js'
 import staticPage from '../plugins/static.js'
 import websocket from '../plugins/websocket.js'
 import topicBus from '../plugins/topic-bus.js'
@@ -106,6 +107,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(session)
   await app.register(accounts)
   await app.register(health)
+  await app.register(metrics)
   await app.register(websocket)
   await app.register(topicBus)
   await app.register(presence)

@@ -8,10 +8,17 @@
 export const busChannel = 'canopy_bus'
 
 /**
- * NOTIFY payloads must stay under 8000 bytes, counted in bytes; leave room for the first id
- * (at most 20 digits) that the database splices in.
+ * NOTIFY payloads must stay under 8000 bytes, counted in bytes; leave room for what the
+ * database splices in: the first id (at most 20 digits) and the commit time (about 22 bytes).
  */
 export const maxNotifyPayloadBytes = 7900
+
+/**
+ * Joins the first id and the commit time, which the database splices in: the commit time is
+ * the statement's clock_timestamp() in epoch milliseconds, so another instance can tell how
+ * long after the commit a message reached it (canopy_bus_lag_seconds).
+ */
+export const commitTimeField = ',"c":'
 
 /** Events other than messages that every instance hears. */
 export type BusEvent =
@@ -26,10 +33,11 @@ export interface NotifiedMessage {
 }
 
 /**
- * One topic's messages of a batch, split around the first id, which only the database
- * knows (it joins head + firstId + tail): `{"i":instance,"t":topic,"f":firstId,"m":[[author,
- * text,at],…]}`, or `{"i","t","f","n":count}` when the messages do not fit in a payload —
- * a hint to read them from the table.
+ * One topic's messages of a batch, split around the first id and the commit time, which only
+ * the database knows (it joins head + firstId + commitTimeField + commit time + tail):
+ * `{"i":instance,"t":topic,"f":firstId,"c":commitMs,"m":[[author,text,at],…]}`, or
+ * `{"i","t","f","c","n":count}` when the messages do not fit in a payload — a hint to read
+ * them from the table.
  */
 export function encodeMessages (instanceId: string, topic: string, messages: readonly NotifiedMessage[]): { head: string, tail: string } {
   const head = `{"i":${JSON.stringify(instanceId)},"t":${JSON.stringify(topic)},"f":`
@@ -44,13 +52,13 @@ export function encodeEvent (instanceId: string, event: BusEvent): string {
 }
 
 export type Notification =
-  | { kind: 'messages', instanceId: string, topic: string, firstId: number, messages: Array<{ author: string, text: string, at: string }> }
+  | { kind: 'messages', instanceId: string, topic: string, firstId: number, messages: Array<{ author: string, text: string, at: string }>, committedAtMs: number | undefined }
   | { kind: 'hint', instanceId: string, topic: string, lastId: number }
   | { kind: 'event', instanceId: string, event: BusEvent }
 
 /** Reads a payload back; undefined when it is not one of ours. */
 export function decodeNotification (payload: string): Notification | undefined {
-  let note: { i?: unknown, t?: unknown, f?: unknown, m?: unknown, n?: unknown, e?: unknown }
+  let note: { i?: unknown, t?: unknown, f?: unknown, c?: unknown, m?: unknown, n?: unknown, e?: unknown }
   try {
     note = JSON.parse(payload) as typeof note
   } catch {
@@ -61,7 +69,9 @@ export function decodeNotification (payload: string): Notification | undefined {
   if (typeof note.t === 'string' && typeof note.f === 'number') {
     if (Array.isArray(note.m)) {
       const messages = (note.m as Array<[string, string, string]>).map(([author, text, at]) => ({ author, text, at }))
-      return { kind: 'messages', instanceId, topic: note.t, firstId: note.f, messages }
+      // Without a commit time: from an instance of an older version.
+      const committedAtMs = typeof note.c === 'number' ? note.c : undefined
+      return { kind: 'messages', instanceId, topic: note.t, firstId: note.f, messages, committedAtMs }
     }
     if (typeof note.n === 'number') return { kind: 'hint', instanceId, topic: note.t, lastId: note.f + note.n - 1 }
     return undefined

@@ -70,7 +70,8 @@ export class Connection<State, Frame extends object = object> {
     /** The upgrade request's id, for logs. */
     readonly reqId: string,
     /** Shared by every connection of the endpoint (no closure per connection). */
-    private readonly onError: (error: unknown, connection: Connection<State, Frame>) => void
+    private readonly onError: (error: unknown, connection: Connection<State, Frame>) => void,
+    private readonly onSlowConsumer: () => void
   ) {
     this.state = state
   }
@@ -86,6 +87,7 @@ export class Connection<State, Frame extends object = object> {
     // What the peer asked for itself (replies) never makes it a slow consumer.
     if (this.socket.bufferedAmount - this.replyBytes > this.definition.maxBufferedBytes) {
       this.close(CloseCode.tryAgainLater, 'too slow to keep up; reconnect with since')
+      this.onSlowConsumer()
     }
   }
 
@@ -176,6 +178,8 @@ declare module 'fastify' {
 
 export interface Endpoint<State, Frame extends object = object> {
   readonly connections: ReadonlySet<Connection<State, Frame>>
+  /** Connections closed so far for passing maxBufferedBytes (the metrics read it). */
+  readonly slowConsumerCloses: number
 }
 
 /**
@@ -189,6 +193,8 @@ export function addEndpoint<State, Frame extends object = object> (fastify: Fast
   const handlerFailed = (error: unknown, connection: Connection<State, Frame>): void => {
     fastify.log.error({ err: error, reqId: connection.reqId, endpoint }, 'endpoint handler failed')
   }
+  let slowConsumerCloses = 0
+  const slowConsumerClosed = (): void => { slowConsumerCloses++ }
 
   fastify.get(definition.path, {
     websocket: true,
@@ -203,7 +209,7 @@ export function addEndpoint<State, Frame extends object = object> (fastify: Fast
     // Nothing that lives as long as the socket holds the upgrade request: an idle
     // connection should cost its socket and its state, not the whole HTTP exchange.
     const reqId = request.id
-    const connection = new Connection<State, Frame>(socket, request.endpointState as State, definition, reqId, handlerFailed)
+    const connection = new Connection<State, Frame>(socket, request.endpointState as State, definition, reqId, handlerFailed, slowConsumerClosed)
     request.endpointState = undefined
     // @fastify/websocket's error listener closes over the request and reply; this one does
     // the same job (log, then drop the socket) without them.
@@ -260,7 +266,7 @@ export function addEndpoint<State, Frame extends object = object> (fastify: Fast
     }))
   })
 
-  return { connections }
+  return { connections, get slowConsumerCloses () { return slowConsumerCloses } }
 }
 
 /**

@@ -1,5 +1,5 @@
 import { getTableName } from 'drizzle-orm'
-import { encodeMessages } from './bus-format.js'
+import { commitTimeField, encodeMessages } from './bus-format.js'
 import type { Queryable } from './db/database.js'
 import { messages, topics } from './db/schema.js'
 import type { MessageFrame } from './protocol.js'
@@ -84,7 +84,8 @@ WITH input AS (
   SELECT topic, id, author_id, author, text, ref, at FROM numbered ORDER BY topic, id
   RETURNING 1
 ), notified AS (
-  SELECT pg_notify($7, p.head || (s.last_id - c.n + 1) || p.tail)
+  SELECT pg_notify($7, p.head || (s.last_id - c.n + 1) || $11::text
+                       || round((extract(epoch FROM clock_timestamp()) * 1000)::numeric, 3) || p.tail)
   FROM unnest($8::text[], $9::text[], $10::text[]) AS p(topic, head, tail)
   JOIN seq s ON s.name = p.topic JOIN counts c ON c.topic = p.topic
 )
@@ -112,7 +113,7 @@ export async function storeBatch (db: Queryable, batch: readonly PendingMessage[
   const rows = await db.query<{ topic: string, first_id: number }>(insertBatchSql, [
     batch.map((m) => m.topic), batch.map((m) => m.authorId), batch.map((m) => m.author),
     batch.map((m) => m.text), batch.map((m) => m.ref ?? null), batch.map((m) => m.at),
-    notify?.channel ?? '', notify === undefined ? [] : [...byTopic.keys()], heads, tails
+    notify?.channel ?? '', notify === undefined ? [] : [...byTopic.keys()], heads, tails, commitTimeField
   ], 'canopy_store_batch')
   const nextId = new Map(rows.map((row) => [row.topic, row.first_id]))
   return batch.map((m) => {

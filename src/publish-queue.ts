@@ -66,7 +66,9 @@ export class PublishQueue {
     private readonly db: Queryable,
     /** Set where other instances listen: every batch then NOTIFYs them in its statement. */
     private readonly notify: NotifyOptions | undefined,
-    private readonly delivered: (message: MessageFrame) => void
+    private readonly delivered: (message: MessageFrame) => void,
+    /** Told of every statement, committed or failed: its seconds and its publishes (the metrics). */
+    private readonly statementRan: (seconds: number, batchSize: number) => void = () => {}
   ) {
     this.sweepTimer = setInterval(() => { this.sweep() }, sweepEveryMs).unref()
   }
@@ -129,9 +131,11 @@ export class PublishQueue {
     if (batch.length === 0) return
     let frames: MessageFrame[]
     this.statementSentMs = Date.now()
+    const sentAt = performance.now()
     try {
       frames = await withTimeout(storeBatch(this.db, batch.map((entry) => entry.message), this.notify),
         maxStatementWaitMs, 'the database did not answer in time')
+        .finally(() => { this.statementRan((performance.now() - sentAt) / 1000, batch.length) })
       this.timedOut = false
     } catch (error) {
       this.timedOut = isTimeout(error)

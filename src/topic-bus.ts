@@ -76,13 +76,22 @@ export class TopicBus {
   private fillsReading = 0
   /** Fills waiting for one of the maxConcurrentFills places. */
   private readonly fillsWaiting: Array<() => void> = []
+  /** Frames handed to subscribers so far: a plain count, which the metrics read when scraped. */
+  private delivered = 0
 
   constructor (
     private readonly db: Database,
     private readonly log: FastifyBaseLogger,
     /** Where the other instances listen; undefined when there are none. */
-    readonly transport?: NotifyOptions
+    readonly transport?: NotifyOptions,
+    /** Told, per message committed on another instance, how long after its commit it reached the subscribers here. */
+    private readonly busLag: (seconds: number) => void = () => {}
   ) {}
+
+  /** Frames handed to subscribers so far, of every kind. */
+  get deliveries (): number {
+    return this.delivered
+  }
 
   /** Starts hearing the other instances: LISTEN, with reconnection and catch-up. */
   async listen (): Promise<void> {
@@ -131,11 +140,16 @@ export class TopicBus {
     }
     if (note.instanceId === this.transport?.instanceId) return
     switch (note.kind) {
-      case 'messages':
+      case 'messages': {
         note.messages.forEach(({ author, text, at }, i) => {
           this.receive({ type: 'message', topic: note.topic, id: note.firstId + i, author, text, at })
         })
+        if (note.committedAtMs === undefined || !this.topics.has(note.topic)) return
+        // The database's clock against this one: a clock behind it would make a lag below zero.
+        const lagSeconds = Math.max(0, Date.now() - note.committedAtMs) / 1000
+        for (let i = 0; i < note.messages.length; i++) this.busLag(lagSeconds)
         return
+      }
       case 'hint':
         this.hint(note.topic, note.lastId)
         return
@@ -206,6 +220,7 @@ export class TopicBus {
 
   /** The one place where the bus hands a frame to a subscriber. */
   private deliver (subscriber: Subscriber, frame: ServerFrame | Buffer, asReply = false): void {
+    this.delivered++
     if (asReply && !Buffer.isBuffer(frame)) subscriber.reply(frame)
     else subscriber.send(frame)
   }
