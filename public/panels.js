@@ -80,8 +80,9 @@ export class Panels {
     }
     this.update()
     if (!this.over(fold)) return
+    // The open topic in the topic list; the close button in the member list, which has nothing else to focus.
     /** @type {HTMLElement} */
-    const target = fold.panel.querySelector('[aria-current="page"]') ?? fold.panel
+    const target = fold.panel.querySelector('[aria-current="page"]') ?? fold.close
     target.focus()
   }
 

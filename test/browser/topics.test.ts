@@ -241,6 +241,10 @@ if (chromiumPath === undefined) {
       await other.locator('#topics-toggle .badge').getByText('1', { exact: true }).waitFor()
       await waitForTitle(other, '(1) #general · Canopy')
       t.equal(await other.getByRole('button', { name: 'Topics 1 unread', exact: true }).count(), 1, 'the button says how many are unread')
+      await screenshot(other, `${screenshotDir}/unread-narrow-light.png`)
+      await other.emulateMedia({ colorScheme: 'dark' })
+      await screenshot(other, `${screenshotDir}/unread-narrow-dark.png`)
+      await other.emulateMedia({ colorScheme: 'light' })
 
       // Keyboard alone: the list opens on the open topic; Tab reaches the others.
       await other.keyboard.press('Enter')
