@@ -44,7 +44,10 @@ export default fp(async function presencePlugin (fastify) {
   const { db, topicBus: bus } = fastify
   const instanceId = bus.transport?.instanceId ?? randomUUID().slice(0, 8)
   const ttlSeconds = fastify.config.presenceTtlSeconds
-  const heartbeatMs = (ttlSeconds * 1000) / 3
+  // A beat every quarter of PRESENCE_TTL, and silent after three quarters (two beats missed):
+  // checked at every beat, a stopped instance is seen within PRESENCE_TTL.
+  const heartbeatMs = (ttlSeconds * 1000) / 4
+  const silentAfterSeconds = (ttlSeconds * 3) / 4
   const local = new Map<string, LocalPresence>()
   let closing = false
 
@@ -87,7 +90,7 @@ export default fp(async function presencePlugin (fastify) {
         // Taken for dead meanwhile: this instance's presence was removed, enter it again.
         for (const entry of local.values()) entry.entered = false
       }
-      for (const { topic, user } of await removeInstances(db, { olderThanSeconds: ttlSeconds })) announce(topic, user, false)
+      for (const { topic, user } of await removeInstances(db, { olderThanSeconds: silentAfterSeconds })) announce(topic, user, false)
     } catch (error) {
       fastify.log.warn({ err: error }, 'presence: heartbeat failed')
       return
