@@ -631,7 +631,8 @@ t.test('compose.yaml gives the nginx template every value it uses', async (t) =>
   t.match(compose, /NGINX_ENVSUBST_FILTER: CANOPY_\n/, 'only CANOPY_ variables are replaced')
   for (const name of templateVariables(template)) t.match(compose, new RegExp(`\\n\\s+${name}: \\S`), `sets ${name}`)
   const upstreams = [...template.matchAll(/server \$\{CANOPY_INSTANCE_(\d+)\}/g)].map((match) => match[1])
-  t.same(upstreams, ['1', '2'], 'two instances in the upstream')
+  t.same(upstreams, upstreams.map((_, i) => String(i + 1)), 'instances numbered from 1 in the upstream')
+  t.ok(upstreams.length >= 2, `${upstreams.length} instances in the upstream`)
   for (const n of upstreams) {
     t.match(compose, new RegExp(`\\n  canopy-${n}:\\n`), `a service canopy-${n}`)
     t.match(compose, new RegExp(`CANOPY_INSTANCE_${n}: canopy-${n}:8800\\n`), `the balancer points at canopy-${n}`)
