@@ -278,6 +278,28 @@ if (chromiumPath === undefined) {
       await alice.emulateMedia({ colorScheme: 'light' })
     })
 
+    await t.test('the open topic counts as unread while the tab is hidden', async (t) => {
+      phase = 'hidden tab'
+      // Headless Chromium never hides a tab: the page is told it is hidden as a browser would tell it.
+      const setVisibility = async (state: 'hidden' | 'visible'): Promise<void> => {
+        await alice.evaluate((state) => {
+          Object.defineProperty(document, 'visibilityState', { value: state, configurable: true })
+          document.dispatchEvent(new Event('visibilitychange'))
+        }, state)
+      }
+      await waitForTitle(alice, '#b · Canopy')
+      await setVisibility('hidden')
+      const id = await post(bob, 'b', 'While you were away')
+      await waitForText(alice, 'While you were away')
+      await waitForTitle(alice, '(1) #b · Canopy')
+      t.pass('the title counts a message of the open topic that nobody saw')
+      const marked = alice.waitForResponse((response) => response.request().method() === 'PUT' && new URL(response.url()).pathname === '/api/topics/b/read')
+      await setVisibility('visible')
+      await waitForTitle(alice, '#b · Canopy')
+      const response = await marked
+      t.same(response.request().postDataJSON(), { id }, 'seen once the tab is back: read up to it')
+    })
+
     await t.test('no errors in the browser console', async (t) => {
       const unexpected = consoleErrors.filter((error) => !expectedConsoleErrors.some((expected) =>
         expected.phase === error.phase && expected.text.test(error.text) && new URL(error.url, baseUrl).pathname === expected.path))
