@@ -83,7 +83,7 @@ export class TopicList {
       this.render()
     })
     setInterval(() => {
-      if (this.reading && this.hooks.connection()?.open === true) void this.refresh().then(() => { this.subscribeJoined() })
+      if (this.reading && this.hooks.connection()?.open === true) void this.refresh().then((counted) => { this.subscribeJoined(counted) })
     }, refreshMs)
   }
 
@@ -103,11 +103,18 @@ export class TopicList {
     this.render()
   }
 
-  /** `topic` is open now: joined, and read while the tab is visible. */
+  /**
+   * `topic` is open now: joined, and nothing unread while the tab is visible. The server is
+   * told once its messages are shown (`received`).
+   */
   openTopic (topic) {
     this.open = topic
     this.join(topic)
-    if (this.reading) this.read(topic)
+    if (this.reading) {
+      const state = this.state(topic)
+      state.unread = 0
+      state.counted.clear()
+    }
     this.render()
   }
 
@@ -118,9 +125,9 @@ export class TopicList {
   async connected () {
     const connection = this.hooks.connection()
     const socket = connection?.socketCount
-    await this.refresh()
+    const counted = await this.refresh()
     if (connection === undefined || connection !== this.hooks.connection() || connection.socketCount !== socket) return
-    this.subscribeJoined()
+    this.subscribeJoined(counted)
   }
 
   /**
@@ -196,15 +203,20 @@ export class TopicList {
     return await this.refreshing
   }
 
-  /** @private Subscribes the socket to every joined topic it does not hold yet, for their counts. */
-  subscribeJoined () {
+  /**
+   * @private
+   * Subscribes the socket to every joined topic it does not hold yet, for their counts: from
+   * the newest message counted when the server has just counted (so the reply is short), else
+   * for the most recent history only, rather than all that a stale count would ask for.
+   */
+  subscribeJoined (counted) {
     const connection = this.hooks.connection()
     if (connection?.open !== true) return
     let held = connection.topics.size
     for (const name of this.joinedNames()) {
       if (held >= maxTopicsPerSocket) return
       if (connection.has(name)) continue
-      connection.subscribe(name, { since: this.state(name).lastId, tag: countingTag })
+      connection.subscribe(name, { since: counted ? this.state(name).lastId : undefined, tag: countingTag })
       held += 1
     }
   }
