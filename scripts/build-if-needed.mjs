@@ -25,7 +25,10 @@ function sourcesHash () {
       hash.update(relative(root, path)).update('\0').update(readFileSync(path)).update('\0')
     }
   }
-  for (const entry of ['src', 'plugins', 'tsconfig.json', 'tsconfig.build.json']) visit(join(root, entry))
+  const entries = ['src', 'plugins', 'tsconfig.json', 'tsconfig.build.json'].map((entry) => join(root, entry)).filter((path) => existsSync(path))
+  // A tree shipped as dist/ alone has nothing to build from.
+  if (entries.length === 0) return undefined
+  for (const entry of entries) visit(entry)
   return hash.digest('hex')
 }
 
@@ -46,6 +49,10 @@ function fail (message) {
 }
 
 const hash = sourcesHash()
+if (hash === undefined) {
+  if (existsSync(join(dist, 'src', 'server.js'))) process.exit(0)
+  fail('neither the sources nor a built dist/ are here')
+}
 /** `npm run build` builds whatever the stamp says. */
 const force = process.argv.includes('--force')
 if (force && existsSync(stampFile)) rmSync(stampFile)
