@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { HttpError } from '../src/errors.js'
 import { readPage } from '../src/message-store.js'
-import { checkText, isValidTopic, MessageBody, MessagesBody, PageQuery, PublishBody, ReadBody, statusByErrorCode, TopicParams, topicPattern, TopicsBody } from '../src/protocol.js'
+import { checkText, isValidTopic, MessageBody, type ErrorCode, MessagesBody, PageQuery, PublishBody, ReadBody, statusByErrorCode, TopicParams, topicPattern, TopicsBody } from '../src/protocol.js'
 import { listTopics, markRead } from '../src/topic-directory.js'
 import type { User } from '../src/users.js'
 
@@ -46,15 +46,22 @@ export default fp(async function topicsApi (fastify) {
 
   app.post('/api/topics/:topic/messages', {
     schema: { params: TopicParams, body: PublishBody, response: { 201: MessageBody } },
+    // Refusals of a bad body are publish outcomes too: counted here, answered by the error handler.
+    attachValidation: true,
     preHandler: fastify.requireUser
   }, async (request, reply) => {
+    const refuse = (code: ErrorCode, error: Error): never => {
+      fastify.metrics.published(code)
+      throw error
+    }
+    if (request.validationError !== undefined) refuse('bad_request', request.validationError)
     const { topic } = request.params
-    checkTopic(topic)
+    if (!isValidTopic(topic)) refuse('bad_topic', new HttpError(400, 'bad_topic', `A topic name matches ${String(topicPattern)}`))
     const { text, ref } = request.body
     const problem = checkText(text, fastify.config.maxMessageChars)
-    if (problem !== undefined) throw new HttpError(400, problem.code, problem.message)
+    if (problem !== undefined) refuse(problem.code, new HttpError(400, problem.code, problem.message))
     const outcome = await fastify.publish(request.user as User, topic, text, ref)
     if (!outcome.ok) throw new HttpError(statusByErrorCode[outcome.code], outcome.code, outcome.message, outcome.retryAfterMs)
     return await reply.code(201).send({ message: outcome.message })
   })
-}, { name: 'topics-api', fastify: '5.x', dependencies: ['config', 'database', 'session', 'publish', 'history-budget'] })
+}, { name: 'topics-api', fastify: '5.x', dependencies: ['config', 'database', 'session', 'publish', 'history-budget', 'metrics'] })
