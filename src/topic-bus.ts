@@ -21,6 +21,8 @@ interface Subscription {
   cursor: number
   /** Live messages held back while this subscriber's history is being read. */
   backlog: MessageFrame[] | undefined
+  /** Notices (joined, left) held back meanwhile: they follow the `subscribed` frame. */
+  notices?: Buffer[]
 }
 
 interface TopicState {
@@ -182,6 +184,7 @@ export class TopicBus {
       if (existing !== undefined && state.subscribers.get(subscriber) === subscription) {
         state.subscribers.set(subscriber, { cursor: existing.cursor, backlog: undefined })
         for (const frame of subscription.backlog ?? []) this.sendTo(subscriber, state.subscribers.get(subscriber), frame)
+        for (const notice of subscription.notices ?? []) this.deliver(subscriber, notice)
       } else this.unsubscribe(topic, subscriber)
       throw error
     }
@@ -194,6 +197,9 @@ export class TopicBus {
     const backlog = subscription.backlog ?? []
     subscription.backlog = undefined
     for (const frame of backlog) this.sendTo(subscriber, subscription, frame)
+    // Who came or went while the history was read: `present` may have been read before it.
+    for (const notice of subscription.notices ?? []) this.deliver(subscriber, notice)
+    subscription.notices = undefined
 
     if (state.lastId === undefined) {
       state.lastId = history.lastId
@@ -214,7 +220,9 @@ export class TopicBus {
     if (state === undefined) return
     const data = Buffer.from(JSON.stringify(frame))
     for (const [subscriber, subscription] of state.subscribers) {
-      if (subscriber !== except && subscription.backlog === undefined) this.deliver(subscriber, data)
+      if (subscriber === except) continue
+      if (subscription.backlog === undefined) this.deliver(subscriber, data)
+      else (subscription.notices ??= []).push(data)
     }
   }
 

@@ -45,3 +45,22 @@ t.test('a catch-up of many topics reads a few at a time, and delivers each topic
   t.same(received.map((frame) => frame.type === 'message' ? `${frame.topic}#${frame.id}` : frame.type).sort(), topics.map((topic) => `${topic}#1`).sort())
   t.equal(mostAtOnce, 4, 'four gap reads at once, no more')
 })
+
+t.test('a notice (joined, left) sent while a subscriber\'s history is read follows its subscribed frame', async (t) => {
+  const app = await buildTestApp(t)
+  const bus = new TopicBus(app.db, app.log)
+  t.teardown(async () => { await bus.close() })
+  const received: string[] = []
+  const subscriber: Subscriber = {
+    send (frame) { received.push((Buffer.isBuffer(frame) ? JSON.parse(frame.toString()) as ServerFrame : frame).type) },
+    reply (frame) { received.push(frame.type) }
+  }
+  let release = (): void => {}
+  const alongside = new Promise<void>((resolve) => { release = resolve })
+  const subscribed = bus.subscribe('room', subscriber, { historyLimit: 30, alongside }, (history) => ({ type: 'subscribed', topic: 'room', history: history.messages, present: [] }))
+  bus.broadcast('room', { type: 'joined', topic: 'room', user: 'early' })
+  t.same(received, [], 'nothing before the subscribed frame')
+  release()
+  await subscribed
+  t.same(received, ['subscribed', 'joined'], 'the notice is not lost')
+})
