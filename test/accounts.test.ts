@@ -42,7 +42,7 @@ forEachEngine(t, async (t, env) => {
     ['a name with markup', { username: '<b>x</b>', password: 'password123' }, nameRule],
     ['a short password', { username: uniqueName(), password: 'short' }, passwordRule],
     ['a long password', { username: uniqueName(), password: 'p'.repeat(257) }, passwordRule],
-    ['a missing password', { username: uniqueName() }, 'Send {"username","password"} as JSON'],
+    ['a missing password', { username: uniqueName() }, 'A password is 8 to 256 characters'],
     ['an object for a name', { username: { name: 'abcdef' }, password: 'password123' }, nameRule],
     ['no body', undefined, 'Send {"username","password"} as JSON']
   ]

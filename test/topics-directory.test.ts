@@ -47,7 +47,9 @@ t.test('the directory: most recently active first, numbers for ids and counts, u
   t.equal((await topics(app, reader.cookie)).find((topic) => topic.name === 'newer')?.unread, 2, 'so later messages are unread')
   t.equal((await topics(app, writer.cookie)).find((topic) => topic.name === 'newer')?.unread, 7, 'read positions are per user')
 
-  for (const bad of [0, -1, 1.5, 'abc', null, 2 ** 53]) t.equal(await read(app, reader.cookie, 'newer', bad), 400, `id ${String(bad)}: 400`)
+  for (const bad of [0, -1, 1.5, 'abc', '5', true, [7], null, 2 ** 53]) t.equal(await read(app, reader.cookie, 'newer', bad), 400, `id ${JSON.stringify(bad)}: 400 (a JSON body is not coerced)`)
+  const numberText = await app.inject({ method: 'POST', url: '/api/topics/newer/messages', headers: { cookie: writer.cookie }, payload: { text: 123 } })
+  t.equal(numberText.statusCode, 400, 'a number is not a text')
   t.equal(await read(app, reader.cookie, 'Bad Topic', 1), 400, 'a bad topic: 400')
   t.equal((await app.inject({ url: '/api/topics' })).statusCode, 401, 'no session: 401')
   t.equal((await app.inject({ method: 'PUT', url: '/api/topics/newer/read', payload: { id: 1 } })).statusCode, 401)
