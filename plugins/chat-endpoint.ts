@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { addEndpoint, refuse, type Connection } from '../src/endpoint.js'
 import type { History } from '../src/message-store.js'
-import { CloseCode, defaultTopic, errorFrame, isValidTopic, parseClientFrame, type ClientFrame, type ErrorCode, type ErrorFrame, type ServerFrame } from '../src/protocol.js'
+import { CloseCode, defaultTopic, errorFrame, isValidTopic, maxTopicsPerConnection, parseClientFrame, type ClientFrame, type ErrorCode, type ErrorFrame, type ServerFrame } from '../src/protocol.js'
 import { TokenBuckets } from '../src/token-bucket.js'
 import type { User } from '../src/users.js'
 import { showsItsTicket } from '../src/tickets.js'
@@ -38,8 +38,6 @@ declare module 'fastify' {
  * announcement of a logout is the fast path, this is the one that cannot be lost.
  */
 const sessionCheckMs = 15_000
-/** Topics one connection may subscribe to at once. */
-const maxTopicsPerConnection = 100
 /**
  * Frames of any kind per second per connection, and the burst above it: subscribes read the
  * database too. Never tighter than twice the publish limits.

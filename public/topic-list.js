@@ -1,4 +1,4 @@
-import { defaultTopic, topicPattern } from '/protocol.js'
+import { defaultTopic, maxListedTopics, maxTopicsPerConnection, maxUnreadCount, topicPattern } from '/protocol.js'
 import { markRead, topicSummaries } from './api.js'
 import { storage } from './storage.js'
 
@@ -17,11 +17,6 @@ import { storage } from './storage.js'
 const joinedTopicsKey = 'canopy.joinedTopics'
 /** What this page kept before topics were joined: the topics visited last, joined now. */
 const recentTopicsKey = 'canopy.recentTopics'
-/** The server counts unread messages up to this many, and lists at most this many topics. */
-const maxUnreadCount = 1000
-const maxListedTopics = 100
-/** Topics one socket may hold (the server refuses the next). */
-const maxTopicsPerSocket = 100
 /** While connected and visible, the list is asked for again this often, for topics new to the reader. */
 const refreshMs = 60_000
 /** The tag of a subscribe for an unread count, not for the open topic's log. */
@@ -214,7 +209,7 @@ export class TopicList {
     if (connection?.open !== true) return
     let held = connection.topics.size
     for (const name of this.joinedNames()) {
-      if (held >= maxTopicsPerSocket) return
+      if (held >= maxTopicsPerConnection) return
       if (connection.has(name)) continue
       connection.subscribe(name, { since: counted ? this.state(name).lastId : undefined, tag: countingTag })
       held += 1

@@ -19,6 +19,8 @@ export const maxSinceMessages = 1000
 export const maxSinceBytes = 256 * 1024
 /** Messages per page of GET /api/topics/:topic/messages at most. */
 export const maxPageSize = 100
+/** Topics one /chat connection may be subscribed to at once; the next is refused. */
+export const maxTopicsPerConnection = 100
 /** JSON nested deeper than this is refused as `bad_json` before anything reads it. */
 export const maxJsonDepth = 32
 
@@ -280,6 +282,9 @@ export function pageConstants (limits: { maxMessageChars: number, historyLimit: 
     historyLimit: limits.historyLimit,
     maxSinceMessages,
     maxPageSize,
+    maxTopicsPerConnection,
+    maxListedTopics,
+    maxUnreadCount,
     CloseCode,
     errorCodes
   }
