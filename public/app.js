@@ -9,6 +9,7 @@ import { sessionHint } from './storage.js'
 import { TopicHistory } from './topic-history.js'
 import { countingTag, TopicList } from './topic-list.js'
 import { TopicPicker } from './topic-picker.js'
+import { byId } from './dom.js'
 
 /**
  * The chat page, put together: the login form, then the open topic with its log, who is
@@ -18,7 +19,6 @@ import { TopicPicker } from './topic-picker.js'
  * and its configuration; the frames are described there and in the protocol documentation.
  */
 
-const byId = (id) => document.getElementById(id)
 const chatView = byId('chat-view')
 const connectionIndicator = byId('connection')
 const connectionText = byId('connection-text')

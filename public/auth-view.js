@@ -1,12 +1,11 @@
 import { maxPasswordChars, minPasswordChars, namePattern } from '/protocol.js'
 import { authenticate } from './api.js'
+import { byId } from './dom.js'
 
 /**
  * The login and registration form. Registration rules are checked here first, with the
  * server's own limits, so that a mistake is named before anything is sent.
  */
-
-const byId = (id) => document.getElementById(id)
 
 export class AuthView {
   /** @param {{ authenticated: (user: { id: number, name: string }) => void }} hooks */

@@ -1,11 +1,10 @@
 import { maxMessageChars } from '/protocol.js'
+import { byId } from './dom.js'
 
 /**
  * The composer: Enter sends, Shift+Enter is a new line. A sent message shows at once in the
  * log as pending, and turns into the stored message when its ack comes.
  */
-
-const byId = (id) => document.getElementById(id)
 
 export class Composer {
   /**

@@ -1,4 +1,5 @@
 import { hueOf } from './message-log.js'
+import { byId } from './dom.js'
 
 /**
  * Who is here now in the open topic: the `present` list of its `subscribed` frame (the
@@ -6,7 +7,6 @@ import { hueOf } from './message-log.js'
  * that unfolds the list on narrow screens.
  */
 
-const byId = (id) => document.getElementById(id)
 const byName = new Intl.Collator(undefined, { sensitivity: 'base', numeric: true })
 
 export class Members {

@@ -5,7 +5,7 @@
  * it, or choosing a topic.
  */
 
-const byId = (id) => document.getElementById(id)
+import { byId } from './dom.js'
 
 /**
  * @typedef {object} Fold

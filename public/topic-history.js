@@ -1,6 +1,7 @@
 import { historyLimit, maxPageSize } from '/protocol.js'
 import { olderMessages } from './api.js'
 import { CatchUp } from './catch-up.js'
+import { byId } from './dom.js'
 
 /**
  * The open topic's history in the log: what `subscribed` frames and live messages bring,
@@ -11,8 +12,6 @@ import { CatchUp } from './catch-up.js'
 const olderPageSize = Math.min(50, maxPageSize)
 /** Scrolling within this many pixels of the top loads older messages. */
 const loadOlderWithinPx = 120
-
-const byId = (id) => document.getElementById(id)
 
 export class TopicHistory {
   /**

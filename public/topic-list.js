@@ -1,6 +1,7 @@
 import { defaultTopic, maxListedTopics, maxTopicsPerConnection, maxUnreadCount, topicPattern } from '/protocol.js'
 import { markRead, topicSummaries } from './api.js'
 import { storage } from './storage.js'
+import { byId } from './dom.js'
 
 /**
  * The topic list: the topics the reader has joined, each with its unread count, live, and
@@ -21,8 +22,6 @@ const recentTopicsKey = 'canopy.recentTopics'
 const refreshMs = 60_000
 /** The tag of a subscribe for an unread count, not for the open topic's log. */
 export const countingTag = 'counting'
-
-const byId = (id) => document.getElementById(id)
 
 /**
  * @typedef {object} TopicState

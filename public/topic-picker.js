@@ -1,11 +1,10 @@
 import { defaultTopic, topicPattern } from '/protocol.js'
+import { byId } from './dom.js'
 
 /**
  * The open topic: it lives in the URL hash, so links, the back button and bookmarks open
  * topics, and the form joins one by name. The topic list (topic-list.js) shows the topics.
  */
-
-const byId = (id) => document.getElementById(id)
 
 /** The topic named by the URL hash, or undefined when it names none. */
 function topicFromHash () {
