@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { LoadOutput, LoadPlan, LoadResult, Mark } from './load-protocol.js'
 import { openSocketIoPublisher, openWsPublisher, type Publisher, type PublisherEvents } from './publishers.js'
 import { nowMicros, RawSubscriber, readTimestamp, type RawSubscriberOptions, type SubscriberSink } from './raw-client.js'
-import type { ScenarioParams } from './scenarios.js'
+import { servedTopics, servingInstance, type ScenarioParams } from './scenarios.js'
 import { percentile } from './stats.js'
 
 /**
@@ -175,49 +175,102 @@ function topicNames (): string[] {
   return params.topics === 1 ? ['bench'] : Array.from({ length: params.topics }, (_, i) => `t${i}`)
 }
 
-/** Fan-out and publish-heavy: publishers at full speed, each with a window of unacked publishes. */
-async function throughput (system: Access): Promise<LoadResult> {
-  const topics = topicNames()
+/**
+ * The topics of a throughput scenario and the instance each subscriber and publisher is on:
+ * fan-out and publish-heavy split every topic's subscribers over the instances (fan-out puts
+ * every publisher on the first); scale gives each instance topics of its own, served there only.
+ */
+interface Placement {
+  topics: string[]
+  subscriber: (i: number) => { instance: number, topic: string }
+  publisher: (j: number) => { instance: number, topics: string[] }
+}
+
+function placement (): Placement {
   const instances = plan.instances.length
+  if (plan.scenario.kind === 'scale') {
+    const served = Array.from({ length: instances }, (_, k) => servedTopics(params, k, instances))
+    const topics = served.flat()
+    return {
+      topics,
+      subscriber: (i) => {
+        const topic = topics[i % topics.length] as string
+        return { instance: servingInstance(topic) ?? 0, topic }
+      },
+      publisher: (j) => ({ instance: j % instances, topics: served[j % instances] as string[] })
+    }
+  }
+  const topics = topicNames()
+  return {
+    topics,
+    subscriber: (i) => ({ instance: Math.floor(i / topics.length) % instances, topic: topics[i % topics.length] as string }),
+    publisher: (j) => ({ instance: plan.scenario.kind === 'fanout' ? 0 : j % instances, topics })
+  }
+}
+
+/** One measured window of a throughput run: what arrived between its marks. */
+async function measureWindow (counts: () => { deliveries: number, acks: number }): Promise<{ seconds: number, deliveries: number, acks: number }> {
+  await mark('window-start')
+  const start = { at: performance.now(), ...counts() }
+  await sleep(params.measureMs)
+  await mark('window-end')
+  const end = { at: performance.now(), ...counts() }
+  return { seconds: (end.at - start.at) / 1000, deliveries: end.deliveries - start.deliveries, acks: end.acks - start.acks }
+}
+
+/**
+ * Fan-out, publish-heavy and scale: publishers at full speed, each with a window of unacked
+ * publishes. Scale has a second window, the control: only the first instance's publishers
+ * go on, so the others hear NOTIFYs for topics they do not serve and nothing else.
+ */
+async function throughput (system: Access): Promise<LoadResult> {
+  const place = placement()
   let deliveries = 0
   const sink: SubscriberSink = { message: () => { deliveries++ } }
-  // Subscribers of each topic split evenly over the instances.
-  const subscribers = await connectAll(params.subscribers, (i) =>
-    system.subscriber(Math.floor(i / topics.length) % instances, topics[i % topics.length] as string, sink))
-  const subscribersPerTopic = params.subscribers / topics.length
+  const subscribers = await connectAll(params.subscribers, (i) => {
+    const { instance, topic } = place.subscriber(i)
+    return system.subscriber(instance, topic, sink)
+  })
+  const subscribersPerTopic = params.subscribers / place.topics.length
 
   const counters: PublishCounters = { acks: 0, errors: 0, firstError: undefined }
   let sent = 0
   let publishing = true
-  const publishers: Publisher[] = []
-  const pump = (publisher: Publisher): void => {
-    if (!publishing) return
+  let control = false
+  interface Placed { publisher: Publisher, instance: number, topics: readonly string[] }
+  const pump = ({ publisher, instance, topics }: Placed): void => {
+    if (!publishing || (control && instance !== 0)) return
     while (publisher.inflight < params.window) {
       const topic = topics.length === 1 ? topics[0] as string : topics[Math.floor(Math.random() * topics.length)] as string
       sent++
       publisher.publish(topic, messageText())
     }
   }
+  const publishers: Placed[] = []
   for (let j = 0; j < params.publishers; j++) {
-    // Fan-out: every publisher on the first instance; publish-heavy: split like the subscribers.
-    const instance = plan.scenario.kind === 'fanout' ? 0 : j % instances
-    const publisher: Publisher = await system.publisher(instance, topics[0] as string, publisherEvents(counters, () => { pump(publisher) }))
-    publishers.push(publisher)
+    const { instance, topics } = place.publisher(j)
+    const placed: Placed = { instance, topics, publisher: await system.publisher(instance, topics[0] as string, publisherEvents(counters, () => { pump(placed) })) }
+    publishers.push(placed)
   }
   try {
-    for (const publisher of publishers) pump(publisher)
+    for (const placed of publishers) pump(placed)
     await sleep(params.warmupMs)
-    await mark('window-start')
-    const start = { at: performance.now(), deliveries, acks: counters.acks }
-    await sleep(params.measureMs)
-    await mark('window-end')
-    const end = { at: performance.now(), deliveries, acks: counters.acks }
+    const counts = (): { deliveries: number, acks: number } => ({ deliveries, acks: counters.acks })
+    const measured = await measureWindow(counts)
+    const owedAtWindowEnd = Math.max(0, counters.acks * subscribersPerTopic - deliveries)
+    const controlFigures: Record<string, number> = {}
+    if (plan.scenario.kind === 'scale') {
+      // The other instances' publishers stop once their window is acked: the warm-up lets it drain.
+      control = true
+      await sleep(params.warmupMs)
+      const controlWindow = await measureWindow(counts)
+      controlFigures.controlPublishedPerSecond = controlWindow.acks / controlWindow.seconds
+    }
     publishing = false
 
     // Every topic has as many subscribers: each acked publish owes subscribersPerTopic deliveries.
     const drained = await until(() => counters.acks + counters.errors >= sent && deliveries >= counters.acks * subscribersPerTopic, params.drainMs)
     const expected = counters.acks * subscribersPerTopic
-    const seconds = (end.at - start.at) / 1000
     const notes: string[] = []
     if (!drained) notes.push(`after ${params.drainMs / 1000} s: ${sent - counters.acks} publishes unacked, ${expected - deliveries} deliveries missing`)
     if (deliveries > expected) notes.push(`${deliveries - expected} deliveries more than published × subscribers`)
@@ -228,15 +281,16 @@ async function throughput (system: Access): Promise<LoadResult> {
     return {
       ok: true,
       figures: {
-        publishedPerSecond: (end.acks - start.acks) / seconds,
-        deliveredPerSecond: (end.deliveries - start.deliveries) / seconds,
+        publishedPerSecond: measured.acks / measured.seconds,
+        deliveredPerSecond: measured.deliveries / measured.seconds,
         // Acked but not yet delivered when the window closed: a system that acks before it delivers runs ahead.
-        behindAtWindowEnd: Math.max(0, end.acks * subscribersPerTopic - end.deliveries)
+        behindAtWindowEnd: owedAtWindowEnd,
+        ...controlFigures
       },
       counts: {
-        windowSeconds: seconds,
-        windowDeliveries: end.deliveries - start.deliveries,
-        windowAcks: end.acks - start.acks,
+        windowSeconds: measured.seconds,
+        windowDeliveries: measured.deliveries,
+        windowAcks: measured.acks,
         published: sent,
         acked: counters.acks,
         delivered: deliveries,
@@ -247,7 +301,7 @@ async function throughput (system: Access): Promise<LoadResult> {
     }
   } finally {
     publishing = false
-    for (const publisher of publishers) publisher.close()
+    for (const { publisher } of publishers) publisher.close()
     for (const subscriber of subscribers) subscriber.destroy()
   }
 }
@@ -399,6 +453,7 @@ async function main (): Promise<LoadResult> {
   switch (plan.scenario.kind) {
     case 'fanout':
     case 'publish-heavy':
+    case 'scale':
       return await throughput(system)
     case 'latency':
       return await latency(system)

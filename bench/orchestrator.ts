@@ -2,16 +2,21 @@ import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
+import { getTableName } from 'drizzle-orm'
+import pg from 'pg'
+import { messages, topics } from '../src/db/schema.js'
 import type { LoadOutput, LoadPlan, LoadResult, Mark } from './load-protocol.js'
 import type { BenchPostgres } from './postgres.js'
 import { machineCpu, processCpuSeconds, type MachineCpu } from './proc.js'
-import { systemOf, usesPostgres, type Column, type Scenario, type SystemName } from './scenarios.js'
+import { servingInstance, systemOf, usesPostgres, type Column, type Scenario, type SystemName } from './scenarios.js'
 import { rootDir, startServers, tsxLoader, type CanopyBuild, type MemorySample, type RunningServer } from './systems.js'
 
 /**
  * Running the bench: each run (one scenario, one system, one repetition) on a fresh
  * database, with the system's server processes and a load generator (load.ts) in a process
- * of its own; CPU is sampled from /proc at the edges of the measured window.
+ * of its own; CPU is sampled from /proc at the edges of each measured window (scale has two:
+ * every instance publishing, then the control), and for scale the messages table tells what
+ * each window committed.
  */
 
 /** A run is flagged noisy when processes outside the bench kept this share of the machine busy. */
@@ -51,6 +56,26 @@ interface CpuSample {
   machine: MachineCpu
 }
 
+/** What the processes spent between two samples, in CPU-seconds, over `seconds` of wall time. */
+interface WindowCpu {
+  seconds: number
+  servers: number[]
+  postgres: number | undefined
+  load: number
+  /** Share of the machine kept busy by processes outside the bench. */
+  outsideShare: number
+}
+
+/** Each topic's last id (Canopy's topics table) at a mark: what was committed up to then. */
+type TopicIds = Map<string, number>
+
+/** What is read at one edge of a measured window. */
+interface Edge {
+  cpu: CpuSample
+  /** Scale only. */
+  ids: TopicIds | undefined
+}
+
 /** Every scenario × system × repetition, interleaved: each repetition starts with another system. */
 export function planRuns (scenarios: readonly Scenario[], repetitions: number): PlannedRun[] {
   const plan: PlannedRun[] = []
@@ -70,6 +95,7 @@ export async function runOnce ({ scenario, column, repetition }: PlannedRun, pos
   const record: RunRecord = { scenario: scenario.id, column, system, repetition, ok: false, figures: {}, counts: {}, notes: [], seconds: 0 }
   let databaseUrl: string | undefined
   let servers: RunningServer[] = []
+  let table: pg.Client | undefined
   try {
     databaseUrl = await postgres.createDatabase()
     servers = await startServers({
@@ -81,19 +107,36 @@ export async function runOnce ({ scenario, column, repetition }: PlannedRun, pos
       cpuProfileDir: settings.cpuProfileDir
     })
     const plan: LoadPlan = { scenario, system, instances: servers.map((server) => ({ host: '127.0.0.1', port: server.port })) }
-    const samples = new Map<Mark, CpuSample>()
+    // The edges of each window, in the order of the windows.
+    const starts: Edge[] = []
+    const ends: Edge[] = []
     const memory = new Map<Mark, MemorySample[]>()
+    if (scenario.kind === 'scale') table = await openTable(databaseUrl)
     const result = await runLoad(plan, settings.cpuProfileDir, async (mark, loadPid) => {
       if (mark === 'memory-baseline' || mark === 'memory-loaded') {
         memory.set(mark, await Promise.all(servers.map(async (server) => await server.sampleMemory())))
+      } else if (mark === 'window-start') {
+        // Whatever commits between the CPU samples is counted: the table is read first at the start, last at the end.
+        const ids = table === undefined ? undefined : await lastIds(table)
+        starts.push({ cpu: cpuSample(servers, loadPid, postgres), ids })
       } else {
-        samples.set(mark, cpuSample(servers, loadPid, postgres))
+        const cpu = cpuSample(servers, loadPid, postgres)
+        ends.push({ cpu, ids: table === undefined ? undefined : await lastIds(table) })
       }
     })
     Object.assign(record, result)
-    const start = samples.get('window-start')
-    const end = samples.get('window-end')
-    if (result.ok && start !== undefined && end !== undefined) addCpuFigures(record, system, start, end)
+    const windows = ends.map((end, i) => windowCpu((starts[i] as Edge).cpu, end.cpu))
+    if (result.ok && windows[0] !== undefined) {
+      addCpuFigures(record, system, windows[0])
+      record.outsideBusyShare = Math.max(...windows.map((window) => window.outsideShare))
+      record.noisy = record.outsideBusyShare > noisyShare
+    }
+    if (result.ok && table !== undefined) {
+      const client = table
+      const traffic = await Promise.all(ends.map(async (end, i) =>
+        await busTraffic(client, starts[i]?.ids ?? new Map(), end.ids ?? new Map(), servers.length)))
+      addScaleFigures(record, windows, traffic)
+    }
     const before = memory.get('memory-baseline')
     const after = memory.get('memory-loaded')
     if (result.ok && before !== undefined && after !== undefined) addMemoryFigures(record, before, after)
@@ -101,6 +144,7 @@ export async function runOnce ({ scenario, column, repetition }: PlannedRun, pos
     record.ok = false
     record.reason = (error as Error).message
   } finally {
+    await table?.end().catch(() => {})
     await Promise.all(servers.map(async (server) => { await server.stop() }))
     if (databaseUrl !== undefined) await postgres.dropDatabase(databaseUrl).catch(() => {})
   }
@@ -120,25 +164,120 @@ function cpuSample (servers: readonly RunningServer[], loadPid: number, postgres
   }
 }
 
-function addCpuFigures (record: RunRecord, system: SystemName, start: CpuSample, end: CpuSample): void {
-  const seconds = (end.at - start.at) / 1000
-  const serverSeconds = end.servers.reduce((sum, value, i) => sum + value - (start.servers[i] ?? 0), 0)
-  const postgresSeconds = end.postgres !== undefined && start.postgres !== undefined ? end.postgres - start.postgres : undefined
-  const loadSeconds = end.load - start.load
-  const selfSeconds = end.self - start.self
+function windowCpu (start: CpuSample, end: CpuSample): WindowCpu {
+  const servers = end.servers.map((value, i) => value - (start.servers[i] ?? 0))
+  const postgres = end.postgres !== undefined && start.postgres !== undefined ? end.postgres - start.postgres : undefined
+  const load = end.load - start.load
+  const self = end.self - start.self
   const machineBusySeconds = end.machine.busySeconds - start.machine.busySeconds
   const machineSeconds = end.machine.totalSeconds - start.machine.totalSeconds
+  const outside = machineBusySeconds - servers.reduce((sum, value) => sum + value, 0) - (postgres ?? 0) - load - self
+  return { seconds: (end.at - start.at) / 1000, servers, postgres, load, outsideShare: Math.max(0, outside) / Math.max(machineSeconds, 1e-9) }
+}
+
+/** The CPU figures of the (first) measured window. */
+function addCpuFigures (record: RunRecord, system: SystemName, window: WindowCpu): void {
+  const { seconds, postgres } = window
+  const serverSeconds = window.servers.reduce((sum, value) => sum + value, 0)
   record.figures.serverCpu = serverSeconds / seconds
-  if (postgresSeconds !== undefined) record.figures.postgresCpu = postgresSeconds / seconds
-  record.figures.loadCpu = loadSeconds / seconds
-  const systemSeconds = serverSeconds + (usesPostgres(system) ? postgresSeconds ?? 0 : 0)
+  if (postgres !== undefined) record.figures.postgresCpu = postgres / seconds
+  record.figures.loadCpu = window.load / seconds
+  const systemSeconds = serverSeconds + (usesPostgres(system) ? postgres ?? 0 : 0)
   const { windowDeliveries, connects } = record.counts
   if (windowDeliveries !== undefined) record.figures.deliveriesPerCpuSecond = windowDeliveries / systemSeconds
   if (connects !== undefined) record.figures.cpuMsPerConnect = systemSeconds * 1000 / connects
-  const outside = machineBusySeconds - serverSeconds - (postgresSeconds ?? 0) - loadSeconds - selfSeconds
-  record.outsideBusyShare = Math.max(0, outside) / Math.max(machineSeconds, 1e-9)
-  record.noisy = record.outsideBusyShare > noisyShare
-  if (postgresSeconds === undefined) record.notes.push('Postgres processes not visible here: its CPU is not counted')
+  if (postgres === undefined) record.notes.push('Postgres processes not visible here: its CPU is not counted')
+}
+
+// ---- scale: what the bus carried, from the messages table ----
+
+async function openTable (databaseUrl: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: databaseUrl })
+  await client.connect()
+  return client
+}
+
+async function lastIds (client: pg.Client): Promise<TopicIds> {
+  const { rows } = await client.query<{ name: string, last_id: string }>(
+    `SELECT ${topics.name.name} AS name, ${topics.lastId.name} AS last_id FROM ${getTableName(topics)}`)
+  return new Map(rows.map((row) => [row.name, Number(row.last_id)]))
+}
+
+/** What a window committed: in all, and of each instance's topics. */
+interface BusTraffic {
+  commits: number
+  /** NOTIFYs: Canopy sends one per topic per commit. */
+  notifications: number
+  messages: number
+  byInstance: Array<{ notifications: number, messages: number }>
+}
+
+/**
+ * The messages committed between two marks: those with ids between the topic's last ids at
+ * the marks. Every row of one commit has the same xmin, its transaction, so the commits are
+ * the distinct xmins and the NOTIFYs the distinct (xmin, topic) pairs.
+ */
+async function busTraffic (client: pg.Client, from: TopicIds, to: TopicIds, instances: number): Promise<BusTraffic> {
+  const names = [...to.keys()]
+  const { rows } = await client.query<{ topic: string, xact: string, n: number }>(
+    `SELECT m.${messages.topic.name} AS topic, m.xmin::text AS xact, count(*)::int AS n
+     FROM ${getTableName(messages)} m
+     JOIN unnest($1::text[], $2::int8[], $3::int8[]) AS w(topic, after, upto)
+       ON m.${messages.topic.name} = w.topic AND m.${messages.id.name} > w.after AND m.${messages.id.name} <= w.upto
+     GROUP BY 1, 2`,
+    [names, names.map((name) => from.get(name) ?? 0), names.map((name) => to.get(name) ?? 0)])
+  const byInstance = Array.from({ length: instances }, () => ({ notifications: 0, messages: 0 }))
+  for (const row of rows) {
+    const mine = byInstance[servingInstance(row.topic) ?? -1]
+    if (mine === undefined) continue
+    mine.notifications++
+    mine.messages += row.n
+  }
+  return {
+    commits: new Set(rows.map((row) => row.xact)).size,
+    notifications: rows.length,
+    messages: rows.reduce((sum, row) => sum + row.n, 0),
+    byInstance
+  }
+}
+
+/**
+ * Scale: the bus while every instance publishes (the first window), and the control (the
+ * second), where only instance 1 publishes: each other instance's CPU then goes to NOTIFYs
+ * for topics it does not serve (and to its idle timers, which are next to nothing). Their
+ * cost per NOTIFY, times the NOTIFYs each instance heard from the others in the first
+ * window, estimates the share of its CPU that went to topics it does not serve.
+ */
+function addScaleFigures (record: RunRecord, windows: readonly WindowCpu[], traffic: readonly BusTraffic[]): void {
+  const [all, control] = windows
+  const [busy, quiet] = traffic
+  if (all === undefined || busy === undefined) return
+  const figures = record.figures
+  figures.commitsPerSecond = busy.commits / all.seconds
+  figures.messagesPerCommit = busy.messages / busy.commits
+  figures.notificationsPerSecond = busy.notifications / all.seconds
+  all.servers.forEach((cpu, i) => { figures[`instance${i + 1}Cpu`] = cpu / all.seconds })
+  Object.assign(record.counts, { commits: busy.commits, notifications: busy.notifications, committedMessages: busy.messages })
+  if (control === undefined || quiet === undefined) return
+  figures.controlNotificationsPerSecond = quiet.notifications / control.seconds
+  if (control.postgres !== undefined) figures.controlPostgresCpu = control.postgres / control.seconds
+  Object.assign(record.counts, { controlCommits: quiet.commits, controlNotifications: quiet.notifications, controlMessages: quiet.messages })
+  // Instance 1 publishes; each other one hears what it did not commit itself.
+  let cpu = 0
+  let heardNotifications = 0
+  let heardMessages = 0
+  for (let i = 1; i < control.servers.length; i++) {
+    const own = quiet.byInstance[i] ?? { notifications: 0, messages: 0 }
+    const heard = quiet.notifications - own.notifications
+    figures[`instance${i + 1}CpuMsPer1000Foreign`] = (control.servers[i] ?? 0) * 1000 / heard * 1000
+    cpu += control.servers[i] ?? 0
+    heardNotifications += heard
+    heardMessages += quiet.messages - own.messages
+  }
+  figures.cpuMsPer1000ForeignMessages = cpu * 1000 / heardMessages * 1000
+  const secondsPerNotification = cpu / heardNotifications
+  const shares = all.servers.map((spent, i) => secondsPerNotification * (busy.notifications - (busy.byInstance[i]?.notifications ?? 0)) / spent)
+  figures.foreignSharePercent = 100 * shares.reduce((sum, share) => sum + share, 0) / shares.length
 }
 
 /** Memory per idle connection: with the connections open minus with none open, over their number. */

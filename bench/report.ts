@@ -4,7 +4,7 @@ import { cpus, totalmem } from 'node:os'
 import { dirname } from 'node:path'
 import { noisyShare, type RunRecord } from './orchestrator.js'
 import type { BenchPostgres } from './postgres.js'
-import { columns, systemOf, type Column, type FigureSpec, type Scenario, type SystemName } from './scenarios.js'
+import { columns, systemOf, type Column, type FigureSpec, type Instances, type Scenario, type SystemName } from './scenarios.js'
 import { formatNumber, formatSummary, summarize, type Summary } from './stats.js'
 import { rootDir } from './systems.js'
 import type { TargetCheck } from './targets.js'
@@ -34,7 +34,7 @@ export interface Cell {
 export interface ScenarioReport {
   id: string
   title: string
-  instances: 1 | 2
+  instances: Instances
   params: Scenario['params']
   figures: Scenario['figures']
   systems: Partial<Record<Column, Cell>>
@@ -79,7 +79,8 @@ export const methodNotes: readonly string[] = [
   'Canopy: started as `npm start` does, real register/login, tickets and cookies; every message committed before its ack and delivery.',
   'Subscribers are minimal raw-TCP WebSocket clients (one per connection, same code for every system); publishers are real clients (ws, socket.io-client), one connection each with a window of unacked publishes (fan-out, publish-heavy) or open loop (latency).',
   'Deliveries per server CPU-s count the server processes, plus Postgres for Canopy and the Postgres-adapter peer.',
-  'Idle memory: heap used (after GC, from inside the server) and VmRSS, with N connections open minus with none open, over N.'
+  'Idle memory: heap used (after GC, from inside the server) and VmRSS, with N connections open minus with none open, over N.',
+  'scale-4i (Canopy only): four instances, each serving topics of its own. Commits, messages per commit and NOTIFYs (one per topic per commit) are read from the messages table after the run: the rows committed between the marks, grouped by xmin. Control window: only instance 1 publishes; instances 2–4 then hear only NOTIFYs for topics they do not serve, and their CPU per 1000 of them is the cost of one more instance\'s traffic. The share of each instance\'s CPU on others\' NOTIFYs while all four publish is that cost times the NOTIFYs it heard, over its CPU. See docs/scaling.md.'
 ]
 
 function cellOf (scenario: Scenario, column: Column, runs: readonly RunRecord[]): Cell {

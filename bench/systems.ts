@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { freePort } from '../scripts/embedded-postgres.js'
 import { residentBytes } from './proc.js'
-import type { SystemName } from './scenarios.js'
+import type { Instances, SystemName } from './scenarios.js'
 
 /** How each system's server processes are started, watched and stopped. */
 
@@ -21,7 +21,7 @@ export type CanopyBuild = 'dist' | 'source'
 
 export interface ServerOptions {
   system: SystemName
-  instances: 1 | 2
+  instances: Instances
   /** The scenario's fresh database (Canopy, and Socket.IO with the Postgres adapter). */
   databaseUrl: string
   canopyBuild: CanopyBuild
@@ -90,33 +90,41 @@ function command (options: ServerOptions): { args: string[], cwd: string } {
   return { args: ['--import', tsxLoader, ...probe, join(rootDir, script)], cwd: rootDir }
 }
 
-/** Starts a system's instances one after the other, each ready (GET /readyz → 200) before the next. */
+/**
+ * Starts a system's instances: the first alone (Canopy migrates the fresh database), then the
+ * others together, each ready (GET /readyz → 200). In start order, the first first.
+ */
 export async function startServers (options: ServerOptions): Promise<RunningServer[]> {
   const servers: RunningServer[] = []
   const sessionSecret = randomBytes(sessionSecretBytes).toString('base64url')
+  const start = async (): Promise<RunningServer> => {
+    const port = await freePort()
+    // A directory of its own, also as the working directory: no .env of the checkout applies.
+    const dataDir = mkdtempSync(join(tmpdir(), `canopy-bench-${options.system}-`))
+    let env: Record<string, string> = { PORT: String(port), HOST: '127.0.0.1' }
+    if (options.system === 'canopy') env = canopyEnv(port, options.databaseUrl, dataDir, sessionSecret)
+    if (options.system === 'socketio-pg') env.DATABASE_URL = options.databaseUrl
+    const { args, cwd } = command(options)
+    const child = spawn(process.execPath, args, {
+      cwd: options.system === 'canopy' ? dataDir : cwd,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dataDir, ...env },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    const server = watch(child, port, dataDir)
+    servers.push(server)
+    await waitReady(child, port, server.output)
+    return server
+  }
   try {
-    for (let i = 0; i < options.instances; i++) {
-      const port = await freePort()
-      // A directory of its own, also as the working directory: no .env of the checkout applies.
-      const dataDir = mkdtempSync(join(tmpdir(), `canopy-bench-${options.system}-`))
-      let env: Record<string, string> = { PORT: String(port), HOST: '127.0.0.1' }
-      if (options.system === 'canopy') env = canopyEnv(port, options.databaseUrl, dataDir, sessionSecret)
-      if (options.system === 'socketio-pg') env.DATABASE_URL = options.databaseUrl
-      const { args, cwd } = command(options)
-      const child = spawn(process.execPath, args, {
-        cwd: options.system === 'canopy' ? dataDir : cwd,
-        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dataDir, ...env },
-        stdio: ['ignore', 'pipe', 'pipe']
-      })
-      const server = watch(child, port, dataDir)
-      servers.push(server)
-      await waitReady(child, port, server.output)
-    }
+    const first = await start()
+    const others = await Promise.allSettled(Array.from({ length: options.instances - 1 }, start))
+    const failed = others.find((outcome) => outcome.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
+    return [first, ...others.map((outcome) => (outcome as PromiseFulfilledResult<RunningServer>).value)]
   } catch (error) {
     await Promise.all(servers.map(async (server) => { await server.stop() }))
     throw error
   }
-  return servers
 }
 
 function watch (child: ChildProcess, port: number, dataDir: string): RunningServer & { output(): string } {

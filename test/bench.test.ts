@@ -4,6 +4,8 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import type { BenchResults } from '../bench/report.js'
+import { scenarios, servedTopics, servingInstance } from '../bench/scenarios.js'
+import { isValidTopic } from '../src/protocol.js'
 import { tempDir } from './helpers/app.js'
 
 /**
@@ -50,4 +52,16 @@ t.test('the quick bench runs every scenario on every system with sane figures', 
   t.equal(Object.keys(report.scenarios.find((s) => s.id === 'fanout-100')?.systems ?? {}).length, 3, 'limit, peer and Canopy')
   t.notMatch(report.table, /failed/)
   t.equal(existsSync(latest) ? readFileSync(latest, 'utf8') : undefined, latestBefore, 'bench/results/latest.json left alone')
+})
+
+t.test('scale-4i runs Canopy alone on four instances, in the full run only, each topic served by the instance its name tells', async (t) => {
+  const scale = scenarios(false).find((s) => s.id === 'scale-4i')
+  if (scale === undefined) return t.fail('scale-4i is not a scenario')
+  t.equal(scale.instances, 4)
+  t.same(scale.columns, ['canopy'], 'the limit and the peer sit out')
+  // Four instances take longer to start than the quick run may grow by.
+  t.notOk(scenarios(true).some((s) => s.id === 'scale-4i'), 'left out of --quick')
+  const served = Array.from({ length: scale.instances }, (_, k) => servedTopics(scale.params, k, scale.instances))
+  t.equal(new Set(served.flat()).size, scale.params.topics, 'every topic once')
+  t.ok(served.every((topics, k) => topics.every((topic) => isValidTopic(topic) && servingInstance(topic) === k)), 'valid names that tell their instance')
 })
