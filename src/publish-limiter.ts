@@ -95,8 +95,12 @@ export class PublishLimiter {
       this.leasing.delete(userId)
     }
     if (outcome !== 'ok') return outcome
-    // Leased, and spent by other publishes of this user meanwhile: a token is one lease away.
-    return this.spend(userId) ? 'ok' : { retryAfterMs: Math.max(1, Math.ceil(1000 / this.ratePerSecond)) }
+    if (this.spend(userId)) return 'ok'
+    // Leased, and spent by other publishes of this user meanwhile: each one refused so is told
+    // a later token than the one before, so that they do not all come back for the same one.
+    const credit = this.credits.get(userId)
+    const promised = credit === undefined ? 1 : ++credit.promised
+    return { retryAfterMs: Math.max(1, Math.ceil((promised * 1000) / this.ratePerSecond)) }
   }
 
   /** Takes a token from this instance's unexpired lease, if it has one. */

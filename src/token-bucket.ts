@@ -4,7 +4,7 @@
  * a full bucket carries no information and is forgotten.
  */
 export class TokenBuckets<Key> {
-  private readonly buckets = new Map<Key, { tokens: number, updatedMs: number }>()
+  private readonly buckets = new Map<Key, { tokens: number, updatedMs: number, promisedUntilMs: number }>()
   private readonly sweepTimer: NodeJS.Timeout
 
   constructor (
@@ -24,12 +24,18 @@ export class TokenBuckets<Key> {
     const now = this.now()
     const bucket = this.buckets.get(key)
     if (bucket === undefined) {
-      this.buckets.set(key, { tokens: this.burst - 1, updatedMs: now })
+      this.buckets.set(key, { tokens: this.burst - 1, updatedMs: now, promisedUntilMs: 0 })
       return 0
     }
     bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.updatedMs) / 1000) * this.ratePerSecond)
     bucket.updatedMs = now
-    if (bucket.tokens < 1) return Math.max(1, Math.ceil(((1 - bucket.tokens) / this.ratePerSecond) * 1000))
+    if (bucket.tokens < 1) {
+      // Each caller refused is told a later token than the one before, so that callers who
+      // wait as told do not all come back for the same token.
+      const nextTokenMs = now + ((1 - bucket.tokens) / this.ratePerSecond) * 1000
+      bucket.promisedUntilMs = Math.max(nextTokenMs, bucket.promisedUntilMs + 1000 / this.ratePerSecond)
+      return Math.max(1, Math.ceil(bucket.promisedUntilMs - now))
+    }
     bucket.tokens -= 1
     return 0
   }
