@@ -216,32 +216,28 @@ export function checkText (text: string, maxChars: number): { code: ErrorCode, m
   return undefined
 }
 
-/** Whether JSON text nests arrays and objects deeper than `limit`, read without parsing it. */
-export function nestsDeeperThan (json: string, limit: number): boolean {
-  let depth = 0
-  let inString = false
-  for (let i = 0; i < json.length; i++) {
-    const char = json.charCodeAt(i)
-    if (inString) {
-      if (char === 0x5c) i++ // a backslash escapes the next character
-      else if (char === 0x22) inString = false
-    } else if (char === 0x22) inString = true
-    else if (char === 0x5b || char === 0x7b) {
-      if (++depth > limit) return true
-    } else if (char === 0x5d || char === 0x7d) depth--
+/**
+ * Whether a parsed JSON value nests arrays and objects deeper than `limit`. It looks no
+ * deeper than that, so a hostile frame costs no more than an ordinary one.
+ */
+export function nestsDeeperThan (value: unknown, limit: number): boolean {
+  if (typeof value !== 'object' || value === null) return false
+  if (limit === 0) return true
+  for (const inner of Array.isArray(value) ? value : Object.values(value)) {
+    if (nestsDeeperThan(inner, limit - 1)) return true
   }
   return false
 }
 
 /** Parses and validates one client text frame; an error frame says what is wrong with it. */
 export function parseClientFrame (data: string, maxChars: number): ClientFrame | ErrorFrame {
-  if (nestsDeeperThan(data, maxJsonDepth)) return errorFrame('bad_json', `the frame nests deeper than ${maxJsonDepth} levels`)
   let value: unknown
   try {
     value = JSON.parse(data)
   } catch {
     return errorFrame('bad_json', 'the frame is not valid JSON')
   }
+  if (nestsDeeperThan(value, maxJsonDepth)) return errorFrame('bad_json', `the frame nests deeper than ${maxJsonDepth} levels`)
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return errorFrame('bad_request', 'a frame is a JSON object')
   }

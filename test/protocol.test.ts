@@ -11,7 +11,8 @@ test('frames nested deeper than the limit are bad_json, and nothing throws on th
   t.same(errorOf('['.repeat(30_000) + ']'.repeat(30_000)), { code: 'bad_json', ref: undefined })
   t.same(errorOf(`{"type":${'['.repeat(30_000)}${']'.repeat(30_000)},"ref":"r1"}`), { code: 'bad_json', ref: undefined })
   t.same(errorOf('{"a":'.repeat(maxJsonDepth) + '1' + '}'.repeat(maxJsonDepth)), { code: 'bad_request', ref: undefined }, 'exactly the limit is read (and lacks a type)')
-  t.notOk(nestsDeeperThan('{"text":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\"["}', 2), 'brackets inside strings do not count')
+  t.notOk(nestsDeeperThan(JSON.parse('{"text":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\"["}'), 2), 'brackets inside strings do not count')
+  t.ok(nestsDeeperThan({ a: [{ b: [] }] }, 3) && !nestsDeeperThan({ a: [{ b: [] }] }, 4), 'depth counts objects and arrays alike')
   t.same(errorOf(`{"type":${'['.repeat(20)}${']'.repeat(20)},"ref":"r1"}`), { code: 'unknown_type', ref: 'r1' })
 })
 
