@@ -64,7 +64,7 @@ t.test('two tabs of one user on two instances are one presence: one joined, one 
 })
 
 t.test('an instance killed with SIGKILL: its users are left everywhere within PRESENCE_TTL', async (t) => {
-  const { postgres, instances: [a] } = await startInstances(t, 1, { PRESENCE_TTL: '2' })
+  const { postgres, instances: [a] } = await startInstances(t, 1, { PRESENCE_TTL: '3' })
   const urlA = await a.app.listen({ port: 0, host: '127.0.0.1' })
   const observer = await connectTcp(urlA, a.user.cookie, await ticketFor(a.app, a.user.cookie), { topic: 'room' })
   await observer.nextOf('subscribed')
@@ -72,7 +72,7 @@ t.test('an instance killed with SIGKILL: its users are left everywhere within PR
 
   // A second instance as a process of its own, so that it can be killed.
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', PORT: '0', DATA_DIR: tempDir(t), DATABASE_URL: postgres.url, SESSION_SECRET: 'one-secret-shared-by-every-instance!', PRESENCE_TTL: '2' },
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', PORT: '0', DATA_DIR: tempDir(t), DATABASE_URL: postgres.url, SESSION_SECRET: 'one-secret-shared-by-every-instance!', PRESENCE_TTL: '3' },
     stdio: ['ignore', 'pipe', 'inherit']
   })
   t.teardown(() => { child.kill('SIGKILL') })
