@@ -13,8 +13,8 @@ interface ChatState {
   user: User
   /** The HTTP session that opened the socket: when it ends, by any path, the socket is closed. */
   sessionId: string
-  /** Subscribed topics; true once the connection counts there for presence (joined, not yet left). */
-  topics: Map<string, boolean>
+  /** Subscribed topics (the connection counts there for presence). */
+  topics: Set<string>
   /** The topic of the URL, subscribed right after opening. */
   firstTopic: string | undefined
 }
@@ -88,34 +88,30 @@ export default fp(async function chatEndpoint (fastify) {
       refuseForRate(connection, `over the history reads a user may make per second; subscribe again in ${readWaitMs} ms`, readWaitMs, undefined, topic)
       return
     }
-    if (isNew) topics.set(topic, false)
+    // The user counts as present from now, and the `subscribed` frame waits until the
+    // database says so: whoever subscribes after it arrives sees this user present.
+    if (isNew) topics.add(topic)
+    const entered = isNew ? presence.join(topic, connection.state.user, connection) : undefined
     try {
       let present: string[] = []
-      const alongside = presence.presentIn(topic).then((names) => { present = names })
+      const alongside = Promise.all([presence.presentIn(topic).then((names) => { present = names }), entered])
       await topicBus.subscribe(topic, connection, { since, historyLimit: config.historyLimit, alongside },
         (history) => subscribed(topic, history, withUser(present, connection.state.user.name)))
     } catch (error) {
-      if (isNew) topics.delete(topic)
+      if (isNew && topics.delete(topic)) presence.leave(topic, connection.state.user)
       fastify.log.warn({ err: error, topic }, 'subscribe failed')
       connection.send(errorFrame('unavailable', `could not read the history of ${topic}; subscribe again`))
       return
     }
     // The next frame waits until this history is written out: one large reply at a time.
     await connection.repliesWritten()
-    if (isNew && connection.isOpen && topics.has(topic)) {
-      topics.set(topic, true)
-      presence.join(topic, connection.state.user, connection)
-    }
   }
 
   const unsubscribe = (connection: ChatConnection, topic: string): void => {
     const { topics } = connection.state
-    const joined = topics.get(topic)
-    if (joined === undefined) return
-    topics.delete(topic)
+    if (!topics.delete(topic)) return
     topicBus.unsubscribe(topic, connection)
-    // Closed while its history was read: it never joined, so it does not leave.
-    if (joined) presence.leave(topic, connection.state.user)
+    presence.leave(topic, connection.state.user)
   }
 
   /**
@@ -208,7 +204,7 @@ export default fp(async function chatEndpoint (fastify) {
       return {
         user,
         sessionId: session.sessionId,
-        topics: new Map(),
+        topics: new Set(),
         firstTopic: topic === undefined || topic === '' ? defaultTopic : typeof topic === 'string' ? topic : undefined
       }
     },
@@ -247,7 +243,7 @@ export default fp(async function chatEndpoint (fastify) {
 
     closed (connection) {
       const { user, sessionId, topics } = connection.state
-      for (const topic of topics.keys()) unsubscribe(connection, topic)
+      for (const topic of [...topics]) unsubscribe(connection, topic)
       const count = (connectionsByUser.get(user.id) ?? 1) - 1
       if (count > 0) connectionsByUser.set(user.id, count)
       else connectionsByUser.delete(user.id)

@@ -10,8 +10,11 @@ import type { User } from '../src/users.js'
 declare module 'fastify' {
   interface FastifyInstance {
     presence: {
-      /** A connection of `user` is in `topic` now: `joined` for the others if it is the user's first anywhere. */
-      join(topic: string, user: User, connection: Subscriber): void
+      /**
+       * A connection of `user` is in `topic` now: `joined` for the others if it is the user's
+       * first anywhere. Resolves once the database counts the user there (or could not be told).
+       */
+      join(topic: string, user: User, connection: Subscriber): Promise<void>
       /** A connection of `user` left `topic`: `left` for the others if it was the user's last anywhere. */
       leave(topic: string, user: User): void
       /** The users in `topic` now, on any instance, each once, sorted by name. */
@@ -102,7 +105,7 @@ export default fp(async function presencePlugin (fastify) {
   const timer = setInterval(() => { void beat() }, heartbeatMs).unref()
 
   fastify.decorate('presence', {
-    join (topic: string, user: User, connection: Subscriber) {
+    async join (topic: string, user: User, connection: Subscriber) {
       const key = `${topic}\n${user.id}`
       let entry = local.get(key)
       if (entry === undefined) local.set(key, entry = { topic, user, connections: 0, entered: false, settled: Promise.resolve(), arriving: undefined })
@@ -111,6 +114,7 @@ export default fp(async function presencePlugin (fastify) {
         entry.arriving = connection
         resettle(key, entry)
       }
+      await entry.settled
     },
     leave (topic: string, user: User) {
       const key = `${topic}\n${user.id}`
