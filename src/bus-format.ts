@@ -40,7 +40,7 @@ export interface NotifiedMessage {
  * them from the table.
  */
 export function encodeMessages (instanceId: string, topic: string, messages: readonly NotifiedMessage[]): { head: string, tail: string } {
-  const head = `{"i":${JSON.stringify(instanceId)},"t":${JSON.stringify(topic)},"f":`
+  const head = `${senderPrefix(instanceId)}"t":${JSON.stringify(topic)},"f":`
   const full = `,"m":${JSON.stringify(messages.map((m) => [m.author, m.text, m.at.toISOString()]))}}`
   if (Buffer.byteLength(head) + Buffer.byteLength(full) <= maxNotifyPayloadBytes) return { head, tail: full }
   return { head, tail: `,"n":${messages.length}}` }
@@ -48,13 +48,21 @@ export function encodeMessages (instanceId: string, topic: string, messages: rea
 
 /** An event for every instance: `{"i":instance,"e":event}`. */
 export function encodeEvent (instanceId: string, event: BusEvent): string {
-  return JSON.stringify({ i: instanceId, e: event })
+  return `${senderPrefix(instanceId)}"e":${JSON.stringify(event)}}`
 }
 
 export type Notification =
   | { kind: 'messages', instanceId: string, topic: string, firstId: number, messages: Array<{ author: string, text: string, at: string }>, committedAtMs: number | undefined }
   | { kind: 'hint', instanceId: string, topic: string, lastId: number }
   | { kind: 'event', instanceId: string, event: BusEvent }
+
+/**
+ * What every payload of this instance starts with: an instance skips its own notifications
+ * (it delivered their messages at commit) without parsing them.
+ */
+export function senderPrefix (instanceId: string): string {
+  return `{"i":${JSON.stringify(instanceId)},`
+}
 
 /** Reads a payload back; undefined when it is not one of ours. */
 export function decodeNotification (payload: string): Notification | undefined {

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { decodeNotification, encodeEvent, type BusEvent } from './bus-format.js'
+import { decodeNotification, encodeEvent, senderPrefix, type BusEvent } from './bus-format.js'
 import type { Database, Listener } from './db/database.js'
 import { readHistory, readRange, type History, type NotifyOptions } from './message-store.js'
 import { maxSinceBytes, maxSinceMessages, type MessageFrame, type ServerFrame } from './protocol.js'
@@ -80,6 +80,8 @@ export class TopicBus {
   private readonly fillsWaiting: Array<() => void> = []
   /** Frames handed to subscribers so far: a plain count, which the metrics read when scraped. */
   private delivered = 0
+  /** How this instance's own notifications start (src/bus-format.ts). */
+  private readonly ownPrefix: string | undefined
 
   constructor (
     private readonly db: Database,
@@ -88,7 +90,9 @@ export class TopicBus {
     readonly transport?: NotifyOptions,
     /** Told, per message committed on another instance, how long after its commit it reached the subscribers here. */
     private readonly busLag: (seconds: number) => void = () => {}
-  ) {}
+  ) {
+    this.ownPrefix = transport === undefined ? undefined : senderPrefix(transport.instanceId)
+  }
 
   /** Frames handed to subscribers so far, of every kind. */
   get deliveries (): number {
@@ -135,12 +139,12 @@ export class TopicBus {
 
   /** A NOTIFY from an instance: its messages, where to read them, or an event. */
   private hear (payload: string): void {
+    if (this.ownPrefix !== undefined && payload.startsWith(this.ownPrefix)) return
     const note = decodeNotification(payload)
     if (note === undefined) {
       this.log.warn({ payload: payload.slice(0, 200) }, 'topic bus: a notification that is not ours')
       return
     }
-    if (note.instanceId === this.transport?.instanceId) return
     switch (note.kind) {
       case 'messages': {
         note.messages.forEach(({ author, text, at }, i) => {
