@@ -3,6 +3,11 @@ import helmet from '@fastify/helmet'
 
 /** Security headers; the Content-Security-Policy allows no inline script and no foreign origin. */
 export default fp(async function security (fastify) {
+  // A WebSocket upgrade is answered by its own 101, which carries none of the reply's headers:
+  // helmet would build its middleware for every connect for nothing.
+  fastify.addHook('onRoute', (route) => {
+    if (route.websocket === true) route.helmet = false
+  })
   await fastify.register(helmet, {
     contentSecurityPolicy: {
       useDefaults: false,

@@ -29,7 +29,7 @@ const sessionMaxAgeMs = 7 * 24 * 3600 * 1000
 const expiredSweepMs = 10 * 60 * 1000
 
 export default fp(async function session (fastify) {
-  const store = new PostgresSessionStore(fastify.db.orm, sessionMaxAgeMs)
+  const store = new PostgresSessionStore(fastify.db, sessionMaxAgeMs)
   await fastify.register(fastifyCookie)
   await fastify.register(fastifySession, {
     secret: fastify.config.sessionSecret,

@@ -1,7 +1,7 @@
 import type { SessionStore } from '@fastify/session'
 import type { Session } from 'fastify'
-import { and, eq, gt, inArray, lte, sql } from 'drizzle-orm'
-import type { Orm } from './db/database.js'
+import { and, eq, getTableName, gt, inArray, lte, sql } from 'drizzle-orm'
+import type { Database } from './db/database.js'
 import { sessions } from './db/schema.js'
 import { HttpError } from './errors.js'
 
@@ -20,8 +20,19 @@ const unavailable = (error: unknown): HttpError =>
  * same database and survives restarts. Expired rows are never returned and are deleted by
  * deleteExpired().
  */
+/**
+ * The read every request and every WebSocket connect makes: a named statement, prepared once
+ * per connection, without building the query anew each time.
+ */
+const readSessionSql = `SELECT ${sessions.data.name} AS data FROM ${getTableName(sessions)}
+  WHERE ${sessions.sid.name} = $1 AND ${sessions.expiresAt.name} > now()`
+
 export class PostgresSessionStore implements SessionStore {
-  constructor (private readonly orm: Orm, private readonly defaultMaxAgeMs: number) {}
+  private readonly orm: Database['orm']
+
+  constructor (private readonly db: Database, private readonly defaultMaxAgeMs: number) {
+    this.orm = db.orm
+  }
 
   set (sid: string, session: Session, callback: Callback): void {
     const expiresAt = session.cookie.expires ?? new Date(Date.now() + this.defaultMaxAgeMs)
@@ -32,9 +43,8 @@ export class PostgresSessionStore implements SessionStore {
   }
 
   get (sid: string, callback: CallbackSession): void {
-    this.orm.select({ data: sessions.data }).from(sessions)
-      .where(and(eq(sessions.sid, sid), gt(sessions.expiresAt, sql`now()`)))
-      .then(([row]) => { callback(null, (row?.data as Session | undefined) ?? null) }, (error: unknown) => { callback(unavailable(error)) })
+    this.db.query<{ data: Session }>(readSessionSql, [sid], 'canopy_read_session')
+      .then(([row]) => { callback(null, row?.data ?? null) }, (error: unknown) => { callback(unavailable(error)) })
   }
 
   destroy (sid: string, callback: Callback): void {
