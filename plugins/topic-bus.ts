@@ -19,7 +19,11 @@ export default fp(async function topicBus (fastify) {
   const transport = fastify.db.shared
     ? { channel: busChannel, instanceId: randomUUID().slice(0, 8) }
     : undefined
-  const bus = new TopicBus(fastify.db, fastify.log, transport, (lagSeconds) => { fastify.metrics.busLag(lagSeconds) })
+  const bus = new TopicBus(fastify.db, fastify.log, {
+    transport,
+    busLag: (lagSeconds) => { fastify.metrics.busLag(lagSeconds) },
+    keepRecent: fastify.config.historyLimit
+  })
   await bus.listen()
   fastify.metrics.readFrom({ deliveries: () => bus.deliveries, listenUp: () => bus.ready ? 1 : 0 })
   fastify.decorate('topicBus', bus)
@@ -27,4 +31,4 @@ export default fp(async function topicBus (fastify) {
     if (!bus.ready) throw new Error('the LISTEN connection is reconnecting')
   })
   fastify.addHook('onClose', async () => { await bus.close() })
-}, { name: 'topic-bus', fastify: '5.x', dependencies: ['database', 'health', 'metrics'] })
+}, { name: 'topic-bus', fastify: '5.x', dependencies: ['config', 'database', 'health', 'metrics'] })

@@ -39,6 +39,21 @@ interface TopicState {
   /** The transport was down: read everything after lastId. */
   readToEnd: boolean
   filling: boolean
+  /**
+   * The latest messages delivered here, oldest first, ending at lastId: every one of the
+   * topic's last keepRecent (or all of them, in a younger topic). A new subscriber's history
+   * comes from here when they are all it asks for. Undefined when not known to be complete.
+   */
+  recent: MessageFrame[] | undefined
+}
+
+export interface TopicBusOptions {
+  /** Where the other instances listen; undefined when there are none. */
+  transport?: NotifyOptions | undefined
+  /** Told, per message committed on another instance, how long after its commit it reached the subscribers here. */
+  busLag?: (seconds: number) => void
+  /** Messages each topic with subscribers here keeps for the histories of new ones (HISTORY_LIMIT). */
+  keepRecent?: number
 }
 
 export interface SubscribeOptions {
@@ -54,6 +69,8 @@ const fillRetryMs = 500
 const fillPageSize = 1000
 /** Gap fills reading at once, however many topics need one (after a LISTEN reconnect, all do). */
 const maxConcurrentFills = 4
+/** Recent messages kept over all topics at most (about 300 bytes each); past it, topics read their histories. */
+const maxRecentMessages = 100_000
 
 export class BusUnavailableError extends Error {
   override name = 'BusUnavailableError'
@@ -82,16 +99,17 @@ export class TopicBus {
   private delivered = 0
   /** How this instance's own notifications start (src/bus-format.ts). */
   private readonly ownPrefix: string | undefined
+  readonly transport: NotifyOptions | undefined
+  private readonly busLag: (seconds: number) => void
+  private readonly keepRecent: number
+  /** Messages in every topic's `recent`. */
+  private recentMessages = 0
 
-  constructor (
-    private readonly db: Database,
-    private readonly log: FastifyBaseLogger,
-    /** Where the other instances listen; undefined when there are none. */
-    readonly transport?: NotifyOptions,
-    /** Told, per message committed on another instance, how long after its commit it reached the subscribers here. */
-    private readonly busLag: (seconds: number) => void = () => {}
-  ) {
-    this.ownPrefix = transport === undefined ? undefined : senderPrefix(transport.instanceId)
+  constructor (private readonly db: Database, private readonly log: FastifyBaseLogger, options: TopicBusOptions = {}) {
+    this.transport = options.transport
+    this.busLag = options.busLag ?? (() => {})
+    this.keepRecent = options.keepRecent ?? 0
+    this.ownPrefix = this.transport === undefined ? undefined : senderPrefix(this.transport.instanceId)
   }
 
   /** Frames handed to subscribers so far, of every kind. */
@@ -172,7 +190,7 @@ export class TopicBus {
   async subscribe (topic: string, subscriber: Subscriber, options: SubscribeOptions, subscribed: (history: History) => ServerFrame): Promise<void> {
     let state = this.topics.get(topic)
     if (state === undefined) {
-      state = { subscribers: new Map(), lastId: undefined, pending: [], wanted: 0, readToEnd: false, filling: false }
+      state = { subscribers: new Map(), lastId: undefined, pending: [], wanted: 0, readToEnd: false, filling: false, recent: undefined }
       this.topics.set(topic, state)
     }
     const existing = state.subscribers.get(subscriber)
@@ -180,7 +198,7 @@ export class TopicBus {
     state.subscribers.set(subscriber, subscription)
     let history
     try {
-      const read = readHistory(this.db, topic, options.since === undefined
+      const read = this.recentHistory(state, options) ?? readHistory(this.db, topic, options.since === undefined
         ? { limit: options.historyLimit }
         : { since: options.since, maxSince: maxSinceMessages, maxSinceBytes });
       [history] = await Promise.all([read, options.alongside])
@@ -207,14 +225,50 @@ export class TopicBus {
 
     if (state.lastId === undefined) {
       state.lastId = history.lastId
+      this.keepFrom(state, history, options)
       this.drain(topic, state)
     }
+  }
+
+  /**
+   * The history from the messages kept here, when they hold all of it: the bus hears every
+   * other instance, so nothing committed up to lastId is missing. Undefined means: read it.
+   */
+  private recentHistory (state: TopicState, options: SubscribeOptions): History | undefined {
+    const { recent, lastId } = state
+    if (recent === undefined || lastId === undefined || !this.ready) return undefined
+    const fromStart = recent.length === lastId
+    if (options.since === undefined) {
+      if (options.historyLimit > recent.length && !fromStart) return undefined
+      return { messages: recent.slice(recent.length - Math.min(options.historyLimit, recent.length)), lastId, truncated: false }
+    }
+    const oldestKept = recent[0]?.id ?? lastId + 1
+    if (options.since > lastId || (options.since < oldestKept - 1 && !fromStart)) return undefined
+    const messages = recent.slice(Math.max(0, options.since - oldestKept + 1))
+    if (messages.length > maxSinceMessages) return undefined
+    let bytes = 0
+    for (const message of messages) bytes += Buffer.byteLength(JSON.stringify(message))
+    if (bytes > maxSinceBytes) return undefined
+    return { messages, lastId, truncated: false }
+  }
+
+  /** After a topic's first history read here: its latest messages, if the read holds them all. */
+  private keepFrom (state: TopicState, history: History, options: SubscribeOptions): void {
+    if (this.keepRecent === 0 || options.since !== undefined || this.recentMessages + this.keepRecent > maxRecentMessages) return
+    const { messages, lastId } = history
+    const complete = (messages.at(-1)?.id ?? 0) === lastId && (messages.length >= this.keepRecent || messages.length === lastId)
+    if (!complete) return
+    state.recent = messages.slice(Math.max(0, messages.length - this.keepRecent))
+    this.recentMessages += state.recent.length
   }
 
   unsubscribe (topic: string, subscriber: Subscriber): boolean {
     const state = this.topics.get(topic)
     if (state === undefined || !state.subscribers.delete(subscriber)) return false
-    if (state.subscribers.size === 0) this.topics.delete(topic)
+    if (state.subscribers.size === 0) {
+      this.topics.delete(topic)
+      this.recentMessages -= state.recent?.length ?? 0
+    }
     return true
   }
 
@@ -268,11 +322,17 @@ export class TopicBus {
   async close (): Promise<void> {
     this.closed = true
     this.topics.clear()
+    this.recentMessages = 0
     await this.listener?.close()
   }
 
   private fanOut (state: TopicState, frame: MessageFrame): void {
     state.lastId = frame.id
+    if (state.recent !== undefined) {
+      state.recent.push(frame)
+      if (state.recent.length > this.keepRecent) state.recent.shift()
+      else this.recentMessages++
+    }
     if (state.subscribers.size === 0) return
     // Encoded once for every subscriber.
     const data = Buffer.from(JSON.stringify(frame))

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Database } from '../src/db/database.js'
-import type { ServerFrame } from '../src/protocol.js'
+import type { MessageFrame, ServerFrame } from '../src/protocol.js'
 import { TopicBus, type Subscriber } from '../src/topic-bus.js'
 import { buildTestApp, register } from './helpers/app.js'
 import { startPostgres } from './helpers/postgres.js'
@@ -63,4 +63,47 @@ t.test('a notice (joined, left) sent while a subscriber\'s history is read follo
   release()
   await subscribed
   t.same(received, ['subscribed', 'joined'], 'the notice is not lost')
+})
+
+t.test('later subscribers of a topic get their history from the messages the bus keeps, the same as the table would give', async (t) => {
+  const app = await buildTestApp(t)
+  const { id } = await register(app)
+  let historyReads = 0
+  const db: Database = Object.create(app.db, {
+    query: {
+      value: async <Row extends object>(text: string, params?: unknown[], name?: string): Promise<Row[]> => {
+        if (name?.startsWith('canopy_history') === true) historyReads++
+        return await app.db.query<Row>(text, params, name)
+      }
+    }
+  }) as Database
+  const bus = new TopicBus(db, app.log, { keepRecent: 3 })
+  t.teardown(async () => { await bus.close() })
+  const store = async (messageId: number): Promise<MessageFrame> => {
+    await app.db.query('INSERT INTO topics (name, last_id) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET last_id = $2', ['room', messageId])
+    const rows = await app.db.query<{ at: Date }>('INSERT INTO messages (topic, id, author_id, author, text) VALUES ($1, $2, $3, \'w\', $4) RETURNING at', ['room', messageId, id, `m${messageId}`])
+    return { type: 'message', topic: 'room', id: messageId, author: 'w', text: `m${messageId}`, at: (rows[0] as { at: Date }).at.toISOString() }
+  }
+  for (let i = 1; i <= 5; i++) await store(i)
+  const historyOf = async (options: { historyLimit: number, since?: number }): Promise<number[]> => {
+    let ids: number[] = []
+    const subscriber: Subscriber = { send () {}, reply () {} }
+    await bus.subscribe('room', subscriber, options, (history) => {
+      ids = history.messages.map((message) => message.id)
+      return { type: 'subscribed', topic: 'room', history: history.messages, present: [] }
+    })
+    return ids
+  }
+  t.same(await historyOf({ historyLimit: 3 }), [3, 4, 5], 'the first subscriber reads the table')
+  t.equal(historyReads, 1)
+  // Committed and delivered through the bus, as every message is.
+  bus.receive(await store(6))
+  t.same(await historyOf({ historyLimit: 3 }), [4, 5, 6], 'the next one gets the same from memory')
+  t.same(await historyOf({ historyLimit: 2 }), [5, 6], 'a shorter history too')
+  t.same(await historyOf({ historyLimit: 0, since: 4 }), [5, 6], 'and a catch-up the kept messages cover')
+  t.same(await historyOf({ historyLimit: 0, since: 6 }), [], 'or one with nothing to catch up')
+  t.equal(historyReads, 1, 'without reading the table again')
+  t.same(await historyOf({ historyLimit: 0, since: 1 }), [2, 3, 4, 5, 6], 'a catch-up from before them reads the table')
+  t.same(await historyOf({ historyLimit: 5 }), [2, 3, 4, 5, 6], 'and so does a longer history')
+  t.equal(historyReads, 3)
 })
