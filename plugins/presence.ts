@@ -17,11 +17,20 @@ declare module 'fastify' {
       join(topic: string, user: User, connection: Subscriber): Promise<void>
       /** A connection of `user` left `topic`: `left` for the others if it was the user's last anywhere. */
       leave(topic: string, user: User): void
-      /** The users in `topic` now, on any instance, each once, sorted by name. */
+      /**
+       * The users in `topic` now, on any instance, each once, sorted by name: read from the
+       * database, then answered from memory for a few seconds, kept current by joined and left.
+       */
       presentIn(topic: string): Promise<string[]>
     }
   }
 }
+
+/**
+ * How long a topic's present list, once read, answers from memory; joined and left keep it
+ * current meanwhile. The bound covers an announcement lost while the LISTEN connection was down.
+ */
+const presentListMaxAgeMs = 5000
 
 /** Per user and topic on this instance: its connections there, and whether the database counts it. */
 interface LocalPresence {
@@ -53,9 +62,37 @@ export default fp(async function presencePlugin (fastify) {
   const silentAfterSeconds = (ttlSeconds * 3) / 4
   const local = new Map<string, LocalPresence>()
   let closing = false
+  /** Each topic's present list as last read, sorted; never changed in place (callers keep it). */
+  const presentLists = new Map<string, { names: string[], readAtMs: number }>()
+  /** The read in flight per topic, shared until joined or left makes it out of date. */
+  const presentReads = new Map<string, { names: Promise<string[]>, outdated: boolean }>()
 
+  /** Every joined and left, from here or another instance, passes here. */
   const tell = (topic: string, user: string, joined: boolean, except?: Subscriber): void => {
     bus.broadcast(topic, { type: joined ? 'joined' : 'left', topic, user }, except)
+    const read = presentReads.get(topic)
+    if (read !== undefined) read.outdated = true
+    const list = presentLists.get(topic)
+    if (list === undefined || list.names.includes(user) === joined) return
+    list.names = joined ? [...list.names, user].sort() : list.names.filter((name) => name !== user)
+  }
+
+  const readPresent = async (topic: string): Promise<string[]> => {
+    const kept = presentLists.get(topic)
+    if (kept !== undefined && Date.now() - kept.readAtMs < presentListMaxAgeMs) return kept.names
+    let read = presentReads.get(topic)
+    if (read === undefined || read.outdated) {
+      const entry = { names: presentIn(db, topic).then((names) => names.sort()), outdated: false }
+      presentReads.set(topic, entry)
+      read = entry
+      const done = (): void => { if (presentReads.get(topic) === entry) presentReads.delete(topic) }
+      entry.names.then((names) => {
+        done()
+        if (entry.outdated) presentLists.delete(topic)
+        else presentLists.set(topic, { names, readAtMs: Date.now() })
+      }, done)
+    }
+    return await read.names
   }
   const announce = (topic: string, user: string, joined: boolean, except?: Subscriber): void => {
     tell(topic, user, joined, except)
@@ -88,6 +125,8 @@ export default fp(async function presencePlugin (fastify) {
   }
 
   const beat = async (): Promise<void> => {
+    const now = Date.now()
+    for (const [topic, list] of presentLists) if (now - list.readAtMs >= presentListMaxAgeMs) presentLists.delete(topic)
     try {
       if (await heartbeat(db, instanceId)) {
         // Taken for dead meanwhile: this instance's presence was removed, enter it again.
@@ -123,9 +162,7 @@ export default fp(async function presencePlugin (fastify) {
       entry.connections -= 1
       if (entry.connections === 0) resettle(key, entry)
     },
-    async presentIn (topic: string) {
-      return (await presentIn(db, topic)).sort()
-    }
+    presentIn: readPresent
   })
 
   bus.onEvent((event) => {

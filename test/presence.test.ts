@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline'
 import t from 'tap'
 import { connectTcp, ticketFor, type ChatClient } from './helpers/chat.js'
 import { startInstances } from './helpers/instances.js'
-import { tempDir } from './helpers/app.js'
+import { buildTestApp, register, tempDir } from './helpers/app.js'
 import type { ServerFrame } from '../src/protocol.js'
 
 // Presence per user across instances, on a real Postgres (issue 16).
@@ -99,5 +99,28 @@ t.test('an instance killed with SIGKILL: its users are left everywhere within PR
   t.pass('left, announced by the instance that saw the heartbeat stop')
   t.same((await a.app.inject({ url: '/api/topics/room/presence', headers: { cookie: a.user.cookie } })).json(), { present: [a.user.username] })
   t.notOk(log.frames.some((frame) => frame.type === 'left' && frame.user === a.user.username), 'a user still connected to a live instance is not left')
+  observer.close()
+})
+
+t.test('a topic\'s present list, once read, answers from memory, and joined and left keep it current', async (t) => {
+  const app = await buildTestApp(t)
+  const url = await app.listen({ port: 0, host: '127.0.0.1' })
+  const [alice, bob, ghost] = [await register(app), await register(app), await register(app)]
+  const presentNow = async (): Promise<string[]> =>
+    (await app.inject({ url: '/api/topics/room/presence', headers: { cookie: alice.cookie } })).json<{ present: string[] }>().present
+  const observer = await connectTcp(url, alice.cookie, await ticketFor(app, alice.cookie), { topic: 'room' })
+  t.same((await observer.nextOf('subscribed')).present, [alice.username])
+  t.same(await presentNow(), [alice.username])
+  // A row no instance announced: the list in memory does not see it.
+  await app.db.query('INSERT INTO topic_members (topic, user_id, user_name, instances) VALUES ($1, $2, $3, 1)', ['room', ghost.id, ghost.username])
+  t.same(await presentNow(), [alice.username], 'read once, then from memory')
+  const log = presenceLog(observer)
+  const tab = await connectTcp(url, bob.cookie, await ticketFor(app, bob.cookie), { topic: 'room' })
+  await tab.nextOf('subscribed')
+  await log.next('joined', bob.username)
+  t.same(await presentNow(), [alice.username, bob.username].sort(), 'joined adds to it')
+  tab.close()
+  await log.next('left', bob.username)
+  t.same(await presentNow(), [alice.username], 'left takes from it')
   observer.close()
 })
