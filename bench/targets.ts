@@ -1,7 +1,7 @@
 import type { ScenarioReport } from './report.js'
 import type { Column } from './scenarios.js'
 
-/** The targets of issue 10, checked against the medians of a run. */
+/** The targets of issues 10 and 17, checked against the medians of a run (and, where a target says so, every repetition). */
 
 export interface TargetCheck {
   target: string
@@ -37,10 +37,42 @@ export function targets (reports: readonly ScenarioReport[]): TargetCheck[] {
   atMost('≤ 4 KiB heap per idle connection', median('idle-memory', 'canopy', 'heapPerConnectionKiB'), 4, kib)
   atMost('≤ 12 KiB RSS per idle connection', median('idle-memory', 'canopy', 'rssPerConnectionKiB'), 12, kib)
   atMost('connect-and-history p99 ≤ 10 ms', median('connect-history', 'canopy', 'p99Ms'), 10, ms)
+
+  // Issue 17.
+  /** Canopy's figure over the peer's, repetition by repetition; undefined unless both ran every one. */
+  const perRepetition = (id: string, key: string): number[] | undefined => {
+    const canopy = find(id)?.systems.canopy?.runs ?? []
+    const peer = find(id)?.systems.peer?.runs ?? []
+    if (canopy.length === 0 || canopy.length !== peer.length) return undefined
+    const ratios = canopy.map((run) => {
+      const mine = run.figures[key]
+      const theirs = peer.find((other) => other.repetition === run.repetition)?.figures[key]
+      return mine === undefined || theirs === undefined || theirs === 0 ? undefined : mine / theirs
+    })
+    return ratios.some((r) => r === undefined) ? undefined : ratios as number[]
+  }
+  const lowest = (values: number[] | undefined): number | undefined => values === undefined ? undefined : Math.min(...values)
+  const everyRepetition = (values: number[] | undefined) => (v: number): string => `${times(v)} at the lowest (${(values ?? []).map(times).join(', ')})`
+  atMost('latency p99 ≤ 4.0 ms, one instance (2× the limit)', median('latency-1i', 'canopy', 'p99Ms'), 4, ms)
+  check('latency p99 ≤ the adapter peer, two instances', median('latency-2i', 'canopy', 'p99Ms'),
+    (v) => v <= (median('latency-2i', 'peer', 'p99Ms') ?? 0), (v) => `${ms(v)} (peer ${ms(median('latency-2i', 'peer', 'p99Ms') ?? Number.NaN)})`)
+  for (const id of ['fanout-100', 'fanout-1000']) {
+    const ratios = perRepetition(id, 'deliveredPerSecond')
+    atLeast(`${id}: delivered/s ≥ 1.05× Socket.IO in every repetition`, lowest(ratios), 1.05, everyRepetition(ratios))
+  }
+  atLeast('publish-heavy: acked ≥ 19,200 msg/s', median('publish-heavy-2i', 'canopy', 'publishedPerSecond'), 19_200, (v) => `${Math.round(v)} msg/s`)
+  const heavy = find('publish-heavy-2i')
+  const acked = median('publish-heavy-2i', 'canopy', 'publishedPerSecond')
+  const delivered = median('publish-heavy-2i', 'canopy', 'deliveredPerSecond')
+  const owed = heavy === undefined || acked === undefined || delivered === undefined || acked === 0
+    ? undefined
+    : delivered / (acked * heavy.params.subscribers / heavy.params.topics)
+  atLeast('publish-heavy: every acked message delivered within the window (≥ 99 %)', owed, 0.99, (v) => `${(100 * v).toFixed(1)} %`)
+  atMost('connect-and-history: server CPU per connect ≤ 0.9 ms', median('connect-history', 'canopy', 'cpuMsPerConnect'), 0.9, ms)
   return checks
 }
 
 export function formatTargets (checks: readonly TargetCheck[]): string {
-  return ['Targets (issue 10), from the medians of this run:',
+  return ['Targets (issues 10 and 17), from the medians of this run:',
     ...checks.map((check) => `  ${check.met === undefined ? 'n/a    ' : check.met ? 'met    ' : 'NOT MET'}  ${check.target}: ${check.value}`)].join('\n')
 }
