@@ -4,6 +4,11 @@ import type { Queryable } from './db/database.js'
 const leaseTtlMs = 1000
 /** A lease takes at most this many seconds' worth of the rate. */
 const leaseSeconds = 0.5
+/**
+ * A publish that leaves a lease this close to its end, in tokens or in time, renews it in the
+ * background: a user who keeps publishing never waits for a lease.
+ */
+const renewAtShare = 0.25
 
 /**
  * Takes `lease` tokens (fewer if fewer are left) from the user's bucket in one atomic
@@ -53,7 +58,10 @@ export class PublishLimiter {
 
   async take (userId: number): Promise<TakeResult> {
     for (;;) {
-      if (this.spend(userId)) return 'ok'
+      if (this.spend(userId)) {
+        this.renewSoon(userId)
+        return 'ok'
+      }
       // The bucket was empty a moment ago: no query until a token can have come back.
       const credit = this.credits.get(userId)
       if (credit?.empty === true && credit.expiresMs > this.now()) {
@@ -64,6 +72,22 @@ export class PublishLimiter {
       if (pending === undefined) break
       await pending
     }
+    const outcome = await this.lease(userId, false)
+    if (outcome !== 'ok') return outcome
+    if (this.spend(userId)) return 'ok'
+    // Leased, and spent by other publishes of this user meanwhile: each one refused so is told
+    // a later token than the one before, so that they do not all come back for the same one.
+    const credit = this.credits.get(userId)
+    const promised = credit === undefined ? 1 : ++credit.promised
+    return { retryAfterMs: Math.max(1, Math.ceil((promised * 1000) / this.ratePerSecond)) }
+  }
+
+  /**
+   * Leases tokens from the user's bucket, one lease at a time per user. In the background
+   * (renewing a lease still in use), a bucket found empty changes nothing: the tokens left
+   * are spent first, and the publish that finds none leases again and is told the wait.
+   */
+  private async lease (userId: number, background: boolean): Promise<TakeResult> {
     let outcome: TakeResult = 'ok'
     const lease = (async () => {
       let granted: number
@@ -78,6 +102,7 @@ export class PublishLimiter {
       }
       const now = this.now()
       if (granted < 1) {
+        if (background) return
         // Not asked again before a token is back: that is also the client's hint.
         const retryAfterMs = Math.max(1, Math.ceil(((1 - left) / this.ratePerSecond) * 1000))
         outcome = { retryAfterMs }
@@ -94,13 +119,15 @@ export class PublishLimiter {
     } finally {
       this.leasing.delete(userId)
     }
-    if (outcome !== 'ok') return outcome
-    if (this.spend(userId)) return 'ok'
-    // Leased, and spent by other publishes of this user meanwhile: each one refused so is told
-    // a later token than the one before, so that they do not all come back for the same one.
+    return outcome
+  }
+
+  /** After a spend: a lease near its end, in tokens or in time, is renewed without anyone waiting. */
+  private renewSoon (userId: number): void {
     const credit = this.credits.get(userId)
-    const promised = credit === undefined ? 1 : ++credit.promised
-    return { retryAfterMs: Math.max(1, Math.ceil((promised * 1000) / this.ratePerSecond)) }
+    if (credit === undefined || this.leasing.has(userId)) return
+    const nearEnd = credit.tokens < this.leaseSize * renewAtShare || credit.expiresMs - this.now() < leaseTtlMs * renewAtShare
+    if (nearEnd) void this.lease(userId, true)
   }
 
   /** Takes a token from this instance's unexpired lease, if it has one. */

@@ -37,4 +37,30 @@ t.test('the publish limiter', async (t) => {
     await limiter.take(id)
     t.equal(queries.length, 2, 'asked again once it can be')
   })
+
+  await t.test('a user who keeps publishing renews the lease before it runs out, and no publish waits for it', async (t) => {
+    const gate: { hold?: Promise<void> } = {}
+    const gated = {
+      query: async <Row extends object>(text: string, params?: unknown[]) => {
+        queries.push(text)
+        await gate.hold
+        return await app.db.query<Row>(text, params)
+      }
+    }
+    const limiter = new PublishLimiter(gated, 20, 60, () => now)
+    t.teardown(() => { limiter.stop() })
+    await app.db.query('UPDATE publish_buckets SET tokens = 60, updated_at = now() WHERE user_id = $1', [id])
+    queries.length = 0
+    for (let i = 0; i < 7; i++) t.equal(await limiter.take(id), 'ok')
+    t.equal(queries.length, 1, 'one lease of 10 tokens')
+    let release = (): void => {}
+    gate.hold = new Promise<void>((resolve) => { release = resolve })
+    t.equal(await limiter.take(id), 'ok', 'the publish that leaves 2 of 10 tokens goes on at once')
+    t.equal(queries.length, 2, 'while the next lease is asked for')
+    release()
+    const results = []
+    for (let i = 0; i < 12; i++) results.push(await limiter.take(id))
+    t.same(results, Array(12).fill('ok'), 'the 2 left and the 10 renewed')
+    t.equal(queries.length, 3, 'and the next renewal began before they ran out')
+  })
 })
