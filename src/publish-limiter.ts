@@ -72,7 +72,7 @@ export class PublishLimiter {
       if (pending === undefined) break
       await pending
     }
-    const outcome = await this.lease(userId, false)
+    const outcome = await this.lease(userId, this.leaseSize, false)
     if (outcome !== 'ok') return outcome
     if (this.spend(userId)) return 'ok'
     // Leased, and spent by other publishes of this user meanwhile: each one refused so is told
@@ -83,17 +83,18 @@ export class PublishLimiter {
   }
 
   /**
-   * Leases tokens from the user's bucket, one lease at a time per user. In the background
-   * (renewing a lease still in use), a bucket found empty changes nothing: the tokens left
-   * are spent first, and the publish that finds none leases again and is told the wait.
+   * Leases up to `size` tokens from the user's bucket, one lease at a time per user. In the
+   * background (renewing a lease still in use), a bucket found empty changes nothing: the
+   * tokens left are spent first, and the publish that finds none leases again and is told
+   * the wait.
    */
-  private async lease (userId: number, background: boolean): Promise<TakeResult> {
+  private async lease (userId: number, size: number, background: boolean): Promise<TakeResult> {
     let outcome: TakeResult = 'ok'
     const lease = (async () => {
       let granted: number
       let left: number
       try {
-        const [row] = await this.db.query<{ granted: number, tokens: number }>(leaseSql, [userId, this.burst, this.ratePerSecond, this.leaseSize], 'canopy_lease_tokens')
+        const [row] = await this.db.query<{ granted: number, tokens: number }>(leaseSql, [userId, this.burst, this.ratePerSecond, size], 'canopy_lease_tokens')
         granted = row?.granted ?? 0
         left = row?.tokens ?? 0
       } catch {
@@ -122,12 +123,17 @@ export class PublishLimiter {
     return outcome
   }
 
-  /** After a spend: a lease near its end, in tokens or in time, is renewed without anyone waiting. */
+  /**
+   * After a spend: a lease near its end, in tokens or in time, is topped up to one lease
+   * without anyone waiting. An instance never holds more than one lease's worth of a user's
+   * tokens, however long the user keeps publishing.
+   */
   private renewSoon (userId: number): void {
     const credit = this.credits.get(userId)
     if (credit === undefined || this.leasing.has(userId)) return
     const nearEnd = credit.tokens < this.leaseSize * renewAtShare || credit.expiresMs - this.now() < leaseTtlMs * renewAtShare
-    if (nearEnd) void this.lease(userId, true)
+    const topUp = this.leaseSize - Math.floor(credit.tokens)
+    if (nearEnd && topUp >= 1) void this.lease(userId, topUp, true)
   }
 
   /** Takes a token from this instance's unexpired lease, if it has one. */

@@ -63,4 +63,21 @@ t.test('the publish limiter', async (t) => {
     t.same(results, Array(12).fill('ok'), 'the 2 left and the 10 renewed')
     t.equal(queries.length, 3, 'and the next renewal began before they ran out')
   })
+
+  await t.test('steady publishing near the end of each lease never holds more than one lease', async (t) => {
+    const limiter = new PublishLimiter(db, 20, 60, () => now)
+    t.teardown(() => { limiter.stop() })
+    // Its lease as it stands, and the one being asked for.
+    const internals = limiter as unknown as { credits: Map<number, { tokens: number }>, leasing: Map<number, Promise<void>> }
+    await app.db.query('UPDATE publish_buckets SET tokens = 60, updated_at = now() WHERE user_id = $1', [id])
+    let most = 0
+    for (let i = 0; i < 12; i++) {
+      t.equal(await limiter.take(id), 'ok')
+      await internals.leasing.get(id)
+      most = Math.max(most, internals.credits.get(id)?.tokens ?? 0)
+      // Each publish in the last quarter of the lease's second: each one renews.
+      now += 800
+    }
+    t.ok(most <= 10, `at most one lease of 10 tokens held: ${most}`)
+  })
 })
