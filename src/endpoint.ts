@@ -57,24 +57,28 @@ const closeGraceMs = 2000
  * messages of one commit, its acks) leave in one write. A loopback or network write is a
  * system call that costs more than encoding the frame; a batch of 30 messages to one
  * subscriber is one call instead of 30. The first frame of a turn corks the socket, and the
- * turn's end uncorks every socket it corked.
+ * turn's end uncorks every socket it corked; only then is the send-buffer bound checked, on
+ * what the kernel did not take.
  */
-const corked: Writable[] = []
-let uncorkScheduled = false
+const gathering: Array<{ endTurn(): void }> = []
+let turnEndScheduled = false
 
-function uncorkAll (): void {
-  uncorkScheduled = false
-  for (const socket of corked.splice(0)) socket.uncork()
+function endTurn (): void {
+  turnEndScheduled = false
+  for (const connection of gathering.splice(0)) connection.endTurn()
 }
 
-function corkForThisTurn (socket: Writable | undefined): void {
-  if (socket === undefined || socket.writableCorked > 0 || socket.destroyed) return
-  socket.cork()
-  corked.push(socket)
-  if (!uncorkScheduled) {
-    uncorkScheduled = true
-    process.nextTick(uncorkAll)
+/** Corks the socket for the rest of this turn; false when it cannot be (no TCP socket of its own, or gone). */
+function gather (tcp: Writable | undefined, connection: { endTurn(): void }): boolean {
+  if (tcp === undefined || tcp.destroyed) return false
+  if (tcp.writableCorked > 0) return true
+  tcp.cork()
+  gathering.push(connection)
+  if (!turnEndScheduled) {
+    turnEndScheduled = true
+    process.nextTick(endTurn)
   }
+  return true
 }
 
 /**
@@ -149,9 +153,19 @@ export class Connection<State, Frame extends object = object> {
   send (frame: Frame | Buffer): void {
     if (!this.isOpen) return
     const { tcp } = this
-    corkForThisTurn(tcp)
+    const gathered = gather(tcp, this)
     if (tcp === undefined || !Buffer.isBuffer(frame)) this.socket.send(Buffer.isBuffer(frame) ? frame : JSON.stringify(frame), textFrame)
     else if (tcp.writable) tcp.write(wireFrame(frame))
+    if (!gathered) this.checkSendBuffer()
+  }
+
+  /** @internal the turn's frames leave: what the kernel did not take counts against the bound. */
+  endTurn (): void {
+    this.tcp?.uncork()
+    if (this.isOpen) this.checkSendBuffer()
+  }
+
+  private checkSendBuffer (): void {
     // What the peer asked for itself (replies) never makes it a slow consumer.
     if (this.socket.bufferedAmount - this.replyBytes > this.definition.maxBufferedBytes) {
       this.close(CloseCode.tryAgainLater, 'too slow to keep up; reconnect with since')
@@ -168,7 +182,7 @@ export class Connection<State, Frame extends object = object> {
     if (!this.isOpen) return
     const data = Buffer.from(JSON.stringify(frame))
     this.replyBytes += data.length
-    corkForThisTurn(this.tcp)
+    gather(this.tcp, this)
     this.socket.send(data, textFrame, () => {
       this.replyBytes -= data.length
       if (this.replyBytes === 0) this.wakeReplyWaiters()

@@ -290,6 +290,20 @@ t.test('a consumer too slow to keep up is closed with 1013', async (t) => {
   fast.close()
 })
 
+t.test('frames sent in one turn count against the send-buffer bound only for what the kernel did not take', async (t) => {
+  const app = await buildTestApp(t, { SEND_BUFFER_LIMIT: '1024' })
+  const url = await listen(app)
+  const { cookie } = await register(app)
+  const reader = await connectTcp(url, cookie, await ticketFor(app, cookie), { topic: 'burst' })
+  await reader.nextOf('subscribed')
+  // Ten 500-byte notices in one turn (as a commit's messages go): 5 KB, past the bound while
+  // they gather, and taken by the socket at once when they leave.
+  for (let i = 0; i < 10; i++) app.topicBus.broadcast('burst', { type: 'joined', topic: 'burst', user: `${i}`.padEnd(500, 'x') })
+  for (let i = 0; i < 10; i++) t.match(await reader.nextOf('joined'), { user: new RegExp(`^${i}x`) })
+  t.equal(reader.socket.readyState, reader.socket.OPEN, 'a reader that keeps up is not closed as slow')
+  reader.close()
+})
+
 t.test('a large catch-up comes in replies of at most 1000 messages and 256 KiB, and never closes a reader as slow', async (t) => {
   const app = await buildTestApp(t)
   const { cookie, id } = await register(app)
