@@ -98,7 +98,8 @@ export default fp(async function chatEndpoint (fastify) {
       await topicBus.subscribe(topic, connection, { since, historyLimit: config.historyLimit, alongside },
         (history) => subscribed(topic, history, withUser(present, connection.state.user.name)))
     } catch (error) {
-      if (isNew && topics.delete(topic)) presence.leave(topic, connection.state.user)
+      // A later subscribe to the topic (after an unsubscribe) may have taken its place: it stays.
+      if (isNew && !topicBus.has(topic, connection) && topics.delete(topic)) presence.leave(topic, connection.state.user)
       fastify.log.warn({ err: error, topic }, 'subscribe failed')
       connection.send(errorFrame('unavailable', `could not read the history of ${topic}; subscribe again`))
       return

@@ -45,6 +45,8 @@ interface TopicState {
    * comes from here when they are all it asks for. Undefined when not known to be complete.
    */
   recent: MessageFrame[] | undefined
+  /** What `recent` holds, about (keptBytes). */
+  recentBytes: number
 }
 
 export interface TopicBusOptions {
@@ -69,8 +71,13 @@ const fillRetryMs = 500
 const fillPageSize = 1000
 /** Gap fills reading at once, however many topics need one (after a LISTEN reconnect, all do). */
 const maxConcurrentFills = 4
-/** Recent messages kept over all topics at most (about 300 bytes each); past it, topics read their histories. */
-const maxRecentMessages = 100_000
+/** Memory for recent messages over all topics at most; past it, topics read their histories. */
+const maxRecentBytes = 64 * 1024 * 1024
+
+/** About what a kept message takes in memory: its strings (two bytes a character at worst) and the object. */
+function keptBytes (frame: MessageFrame): number {
+  return 2 * (frame.topic.length + frame.author.length + frame.text.length + frame.at.length) + 100
+}
 
 export class BusUnavailableError extends Error {
   override name = 'BusUnavailableError'
@@ -102,8 +109,8 @@ export class TopicBus {
   readonly transport: NotifyOptions | undefined
   private readonly busLag: (seconds: number) => void
   private readonly keepRecent: number
-  /** Messages in every topic's `recent`. */
-  private recentMessages = 0
+  /** What every topic's `recent` holds, about. */
+  private recentBytes = 0
 
   constructor (private readonly db: Database, private readonly log: FastifyBaseLogger, options: TopicBusOptions = {}) {
     this.transport = options.transport
@@ -190,7 +197,7 @@ export class TopicBus {
   async subscribe (topic: string, subscriber: Subscriber, options: SubscribeOptions, subscribed: (history: History) => ServerFrame): Promise<void> {
     let state = this.topics.get(topic)
     if (state === undefined) {
-      state = { subscribers: new Map(), lastId: undefined, pending: [], wanted: 0, readToEnd: false, filling: false, recent: undefined }
+      state = { subscribers: new Map(), lastId: undefined, pending: [], wanted: 0, readToEnd: false, filling: false, recent: undefined, recentBytes: 0 }
       this.topics.set(topic, state)
     }
     const existing = state.subscribers.get(subscriber)
@@ -207,7 +214,10 @@ export class TopicBus {
         state.subscribers.set(subscriber, { cursor: existing.cursor, backlog: undefined })
         for (const frame of subscription.backlog ?? []) this.sendTo(subscriber, state.subscribers.get(subscriber), frame)
         for (const notice of subscription.notices ?? []) this.deliver(subscriber, notice)
-      } else this.unsubscribe(topic, subscriber)
+      } else if (state.subscribers.get(subscriber) === subscription) {
+        // Unless a later subscribe (after an unsubscribe) replaced this one meanwhile: it stays.
+        this.unsubscribe(topic, subscriber)
+      }
       throw error
     }
     // Unsubscribed (or subscribed again) while reading: that later call decides.
@@ -254,12 +264,28 @@ export class TopicBus {
 
   /** After a topic's first history read here: its latest messages, if the read holds them all. */
   private keepFrom (state: TopicState, history: History, options: SubscribeOptions): void {
-    if (this.keepRecent === 0 || options.since !== undefined || this.recentMessages + this.keepRecent > maxRecentMessages) return
+    if (this.keepRecent === 0 || options.since !== undefined) return
     const { messages, lastId } = history
     const complete = (messages.at(-1)?.id ?? 0) === lastId && (messages.length >= this.keepRecent || messages.length === lastId)
     if (!complete) return
-    state.recent = messages.slice(Math.max(0, messages.length - this.keepRecent))
-    this.recentMessages += state.recent.length
+    const recent = messages.slice(Math.max(0, messages.length - this.keepRecent))
+    const bytes = recent.reduce((sum, frame) => sum + keptBytes(frame), 0)
+    if (this.recentBytes + bytes > maxRecentBytes) return
+    state.recent = recent
+    state.recentBytes = bytes
+    this.recentBytes += bytes
+  }
+
+  /** The topic's messages are no longer kept: its histories are read again. */
+  private forgetRecent (state: TopicState): void {
+    this.recentBytes -= state.recentBytes
+    state.recent = undefined
+    state.recentBytes = 0
+  }
+
+  /** Whether the subscriber is subscribed to the topic (or being subscribed). */
+  has (topic: string, subscriber: Subscriber): boolean {
+    return this.topics.get(topic)?.subscribers.has(subscriber) === true
   }
 
   unsubscribe (topic: string, subscriber: Subscriber): boolean {
@@ -267,7 +293,7 @@ export class TopicBus {
     if (state === undefined || !state.subscribers.delete(subscriber)) return false
     if (state.subscribers.size === 0) {
       this.topics.delete(topic)
-      this.recentMessages -= state.recent?.length ?? 0
+      this.forgetRecent(state)
     }
     return true
   }
@@ -322,16 +348,23 @@ export class TopicBus {
   async close (): Promise<void> {
     this.closed = true
     this.topics.clear()
-    this.recentMessages = 0
+    this.recentBytes = 0
     await this.listener?.close()
   }
 
   private fanOut (state: TopicState, frame: MessageFrame): void {
     state.lastId = frame.id
     if (state.recent !== undefined) {
+      const bytes = keptBytes(frame)
       state.recent.push(frame)
-      if (state.recent.length > this.keepRecent) state.recent.shift()
-      else this.recentMessages++
+      state.recentBytes += bytes
+      this.recentBytes += bytes
+      if (state.recent.length > this.keepRecent) {
+        const gone = keptBytes(state.recent.shift() as MessageFrame)
+        state.recentBytes -= gone
+        this.recentBytes -= gone
+      }
+      if (this.recentBytes > maxRecentBytes) this.forgetRecent(state)
     }
     if (state.subscribers.size === 0) return
     // Encoded once for every subscriber.

@@ -107,3 +107,37 @@ t.test('later subscribers of a topic get their history from the messages the bus
   t.same(await historyOf({ historyLimit: 5 }), [2, 3, 4, 5, 6], 'and so does a longer history')
   t.equal(historyReads, 3)
 })
+
+t.test('a subscribe that fails after the subscriber unsubscribed and subscribed again leaves the later subscription alone', async (t) => {
+  const app = await buildTestApp(t)
+  let failFirst: (() => void) | undefined
+  const firstRead = new Promise<void>((resolve) => { failFirst = resolve })
+  let reads = 0
+  const db: Database = Object.create(app.db, {
+    query: {
+      value: async <Row extends object>(text: string, params?: unknown[], name?: string): Promise<Row[]> => {
+        if (name?.startsWith('canopy_history') === true && ++reads === 1) {
+          await firstRead
+          throw new Error('the database went away')
+        }
+        return await app.db.query<Row>(text, params, name)
+      }
+    }
+  }) as Database
+  const bus = new TopicBus(db, app.log, { keepRecent: 30 })
+  t.teardown(async () => { await bus.close() })
+  const received: ServerFrame[] = []
+  const subscriber: Subscriber = {
+    send (frame) { received.push(Buffer.isBuffer(frame) ? JSON.parse(frame.toString()) as ServerFrame : frame) },
+    reply (frame) { received.push(frame) }
+  }
+  const subscribed = (history: { messages: MessageFrame[] }): ServerFrame => ({ type: 'subscribed', topic: 'room', history: history.messages, present: [] })
+  const first = bus.subscribe('room', subscriber, { historyLimit: 30 }, subscribed)
+  bus.unsubscribe('room', subscriber)
+  await bus.subscribe('room', subscriber, { historyLimit: 30 }, subscribed)
+  failFirst?.()
+  await t.rejects(first, /went away/)
+  t.ok(bus.has('room', subscriber), 'still subscribed')
+  bus.receive({ type: 'message', topic: 'room', id: 1, author: 'w', text: 'live', at: new Date().toISOString() })
+  t.same(received.map((frame) => frame.type), ['subscribed', 'message'], 'and the live feed goes on')
+})
