@@ -78,6 +78,11 @@ export default fp(async function presencePlugin (fastify) {
   }
 
   const readPresent = async (topic: string): Promise<string[]> => {
+    if (!bus.ready) {
+      // joined and left from other instances are not heard meanwhile: nothing kept is current.
+      presentLists.clear()
+      return (await presentIn(db, topic)).sort()
+    }
     const kept = presentLists.get(topic)
     if (kept !== undefined && Date.now() - kept.readAtMs < presentListMaxAgeMs) return kept.names
     let read = presentReads.get(topic)
