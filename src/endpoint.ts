@@ -51,6 +51,8 @@ const maxQueuedFrames = 32
 const textFrame = { binary: false } as const
 /** A peer that has not completed the closing handshake by then is cut off. */
 const closeGraceMs = 2000
+/** Where a WebSocket carries its connection, for the listeners every socket of an endpoint shares. */
+const connectionKey = Symbol('connection')
 
 /**
  * Write coalescing: the frames a connection is sent in one turn of the event loop (the
@@ -280,6 +282,30 @@ export function addEndpoint<State, Frame extends object = object> (fastify: Fast
   let slowConsumerCloses = 0
   const slowConsumerClosed = (): void => { slowConsumerCloses++ }
 
+  // The socket listeners, made once for the endpoint rather than once per socket (an idle
+  // connection costs less): each finds its connection on the socket it is called on.
+  type Carrier = WebSocket & { [connectionKey]?: Connection<State, Frame> }
+  function onSocketError (this: Carrier, error: Error & { code?: string }): void {
+    // The peer's fault (a frame too large, bad UTF-8, …): one line, no stack; ws closes the socket.
+    fastify.log.info({ reqId: this[connectionKey]?.reqId, endpoint, code: error.code, reason: error.message }, 'socket error')
+    this.terminate()
+  }
+  function onPong (this: Carrier): void {
+    const connection = this[connectionKey]
+    if (connection !== undefined) connection.alive = true
+  }
+  function onMessage (this: Carrier, data: Buffer, isBinary: boolean): void {
+    this[connectionKey]?.receive(data, isBinary)
+  }
+  function onClose (this: Carrier, code: number): void {
+    const connection = this[connectionKey]
+    if (connection === undefined) return
+    this[connectionKey] = undefined
+    connections.delete(connection)
+    connection.closed()
+    definition.closed?.(connection, code)
+  }
+
   fastify.get(definition.path, {
     websocket: true,
     preValidation: async (request, reply) => {
@@ -298,20 +324,14 @@ export function addEndpoint<State, Frame extends object = object> (fastify: Fast
     // @fastify/websocket's error listener closes over the request and reply; this one does
     // the same job (log, then drop the socket) without them.
     socket.removeAllListeners('error')
-    socket.on('error', (error: Error & { code?: string }) => {
-      // The peer's fault (a frame too large, bad UTF-8, …): one line, no stack; ws closes the socket.
-      fastify.log.info({ reqId, endpoint, code: error.code, reason: error.message }, 'socket error')
-      socket.terminate()
-    })
+    const carrier = socket as Carrier
+    carrier[connectionKey] = connection
+    socket.on('error', onSocketError)
     detachUpgradeResponse(socket)
     connections.add(connection)
-    socket.on('pong', () => { connection.alive = true })
-    socket.on('message', (data: Buffer, isBinary: boolean) => { connection.receive(data, isBinary) })
-    socket.once('close', (code: number) => {
-      connections.delete(connection)
-      connection.closed()
-      definition.closed?.(connection, code)
-    })
+    socket.on('pong', onPong)
+    socket.on('message', onMessage)
+    socket.on('close', onClose)
     const opened = definition.opened?.(connection)
     if (opened instanceof Promise) {
       opened.catch((error: unknown) => {
