@@ -168,15 +168,23 @@ export async function readHistory (db: Queryable, topic: string, options: { limi
   }
   const rows = await db.query<MessageRow & { last_id: number, available: number | null }>(historySinceSql,
     [topic, options.since, options.maxSince + 1, options.maxSinceBytes], 'canopy_history_since')
-  const messages: MessageFrame[] = []
-  let bytes = 0
-  for (const row of rows) {
-    if (row.id === null || messages.length === options.maxSince || bytes >= options.maxSinceBytes) break
-    const frame = toFrame(row)
-    bytes += Buffer.byteLength(JSON.stringify(frame))
-    messages.push(frame)
-  }
+  const messages = withinReply(rows.filter((row) => row.id !== null).map(toFrame), options.maxSince, options.maxSinceBytes)
   return { messages, lastId: rows[0]?.last_id ?? 0, truncated: messages.length < (rows[0]?.available ?? 0) }
+}
+
+/**
+ * The first messages of a catch-up that one reply carries: at most `maxMessages`, and at most
+ * `maxBytes` of encoded frames, the message that crosses it being the last one in.
+ */
+export function withinReply (messages: readonly MessageFrame[], maxMessages: number, maxBytes: number): MessageFrame[] {
+  const taken: MessageFrame[] = []
+  let bytes = 0
+  for (const message of messages) {
+    if (taken.length === maxMessages || bytes >= maxBytes) break
+    bytes += Buffer.byteLength(JSON.stringify(message))
+    taken.push(message)
+  }
+  return taken
 }
 
 /** Up to `limit` messages with afterId < id ≤ toId (no upper bound without toId), oldest first: fills a gap. */

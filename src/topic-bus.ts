@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { decodeNotification, encodeEvent, senderPrefix, type BusEvent } from './bus-format.js'
 import type { Database, Listener } from './db/database.js'
-import { readHistory, readRange, type History, type NotifyOptions } from './message-store.js'
+import { readHistory, readRange, withinReply, type History, type NotifyOptions } from './message-store.js'
 import { maxSinceBytes, maxSinceMessages, type MessageFrame, type ServerFrame } from './protocol.js'
 
 /** Whatever receives a topic's frames: a WebSocket connection, in practice. */
@@ -254,12 +254,9 @@ export class TopicBus {
     }
     const oldestKept = recent[0]?.id ?? lastId + 1
     if (options.since > lastId || (options.since < oldestKept - 1 && !fromStart)) return undefined
-    const messages = recent.slice(Math.max(0, options.since - oldestKept + 1))
-    if (messages.length > maxSinceMessages) return undefined
-    let bytes = 0
-    for (const message of messages) bytes += Buffer.byteLength(JSON.stringify(message))
-    if (bytes > maxSinceBytes) return undefined
-    return { messages, lastId, truncated: false }
+    const missed = recent.slice(Math.max(0, options.since - oldestKept + 1))
+    const messages = withinReply(missed, maxSinceMessages, maxSinceBytes)
+    return { messages, lastId, truncated: messages.length < missed.length }
   }
 
   /** After a topic's first history read here: its latest messages, if the read holds them all. */

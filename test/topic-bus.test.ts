@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { Database } from '../src/db/database.js'
-import type { MessageFrame, ServerFrame } from '../src/protocol.js'
+import { maxSinceBytes, maxSinceMessages, type MessageFrame, type ServerFrame } from '../src/protocol.js'
+import { readHistory, type History } from '../src/message-store.js'
 import { TopicBus, type Subscriber } from '../src/topic-bus.js'
 import { buildTestApp, register } from './helpers/app.js'
 import { startPostgres } from './helpers/postgres.js'
@@ -140,4 +141,35 @@ t.test('a subscribe that fails after the subscriber unsubscribed and subscribed 
   t.ok(bus.has('room', subscriber), 'still subscribed')
   bus.receive({ type: 'message', topic: 'room', id: 1, author: 'w', text: 'live', at: new Date().toISOString() })
   t.same(received.map((frame) => frame.type), ['subscribed', 'message'], 'and the live feed goes on')
+})
+
+t.test('a catch-up from the kept messages is cut into replies exactly as one read from the table', async (t) => {
+  const app = await buildTestApp(t)
+  const { id } = await register(app)
+  let historyReads = 0
+  const db: Database = Object.create(app.db, {
+    query: {
+      value: async <Row extends object>(text: string, params?: unknown[], name?: string): Promise<Row[]> => {
+        if (name?.startsWith('canopy_history') === true) historyReads++
+        return await app.db.query<Row>(text, params, name)
+      }
+    }
+  }) as Database
+  const bus = new TopicBus(db, app.log, { keepRecent: 5 })
+  t.teardown(async () => { await bus.close() })
+  // Five messages of 100,000 characters: a reply holds the third, which crosses 256 KiB, and stops there.
+  await app.db.query('INSERT INTO topics (name, last_id) VALUES ($1, 5)', ['big'])
+  await app.db.query("INSERT INTO messages (topic, id, author_id, author, text) SELECT 'big', g, $1, 'w', repeat('x', 100000) FROM generate_series(1, 5) g", [id])
+  let fromMemory: History | undefined
+  const subscriber: Subscriber = { send () {}, reply () {} }
+  await bus.subscribe('big', subscriber, { historyLimit: 5 }, (history) => ({ type: 'subscribed', topic: 'big', history: history.messages, present: [] }))
+  await bus.subscribe('big', { send () {}, reply () {} }, { historyLimit: 5, since: 0 }, (history) => {
+    fromMemory = history
+    return { type: 'subscribed', topic: 'big', history: history.messages, present: [] }
+  })
+  t.equal(historyReads, 1, 'the catch-up read no table')
+  const fromTable = await readHistory(app.db, 'big', { since: 0, maxSince: maxSinceMessages, maxSinceBytes })
+  t.same(fromMemory?.messages.map((m) => m.id), [1, 2, 3])
+  t.equal(fromMemory?.truncated, true)
+  t.same(fromMemory, fromTable, 'the same messages, cut at the same place, truncated alike')
 })
