@@ -77,17 +77,18 @@ export default fp(async function presencePlugin (fastify) {
     list.names = joined ? [...list.names, user].sort() : list.names.filter((name) => name !== user)
   }
 
+  const readSorted = async (topic: string): Promise<string[]> => (await presentIn(db, topic)).sort()
   const readPresent = async (topic: string): Promise<string[]> => {
     if (!bus.ready) {
       // joined and left from other instances are not heard meanwhile: nothing kept is current.
       presentLists.clear()
-      return (await presentIn(db, topic)).sort()
+      return await readSorted(topic)
     }
     const kept = presentLists.get(topic)
     if (kept !== undefined && Date.now() - kept.readAtMs < presentListMaxAgeMs) return kept.names
     let read = presentReads.get(topic)
     if (read === undefined || read.outdated) {
-      const entry = { names: presentIn(db, topic).then((names) => names.sort()), outdated: false }
+      const entry = { names: readSorted(topic), outdated: false }
       presentReads.set(topic, entry)
       read = entry
       const done = (): void => { if (presentReads.get(topic) === entry) presentReads.delete(topic) }
