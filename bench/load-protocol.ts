@@ -27,4 +27,8 @@ export interface LoadResult {
   notes: string[]
 }
 
-export type LoadOutput = { mark: Mark } | { result: LoadResult }
+/**
+ * A mark carries the generator's own CPU time (process.cpuUsage, in seconds): /proc counts
+ * in clock ticks of 10 ms, too coarse for a short window of a light generator.
+ */
+export type LoadOutput = { mark: Mark, cpuSeconds: number } | { result: LoadResult }

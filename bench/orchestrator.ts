@@ -112,15 +112,15 @@ export async function runOnce ({ scenario, column, repetition }: PlannedRun, pos
     const ends: Edge[] = []
     const memory = new Map<Mark, MemorySample[]>()
     if (scenario.kind === 'scale') table = await openTable(databaseUrl)
-    const result = await runLoad(plan, settings.cpuProfileDir, async (mark, loadPid) => {
+    const result = await runLoad(plan, settings.cpuProfileDir, async (mark, loadCpuSeconds) => {
       if (mark === 'memory-baseline' || mark === 'memory-loaded') {
         memory.set(mark, await Promise.all(servers.map(async (server) => await server.sampleMemory())))
       } else if (mark === 'window-start') {
         // Whatever commits between the CPU samples is counted: the table is read first at the start, last at the end.
         const ids = table === undefined ? undefined : await lastIds(table)
-        starts.push({ cpu: cpuSample(servers, loadPid, postgres), ids })
+        starts.push({ cpu: cpuSample(servers, loadCpuSeconds, postgres), ids })
       } else {
-        const cpu = cpuSample(servers, loadPid, postgres)
+        const cpu = cpuSample(servers, loadCpuSeconds, postgres)
         ends.push({ cpu, ids: table === undefined ? undefined : await lastIds(table) })
       }
     })
@@ -152,12 +152,12 @@ export async function runOnce ({ scenario, column, repetition }: PlannedRun, pos
   return record
 }
 
-function cpuSample (servers: readonly RunningServer[], loadPid: number, postgres: BenchPostgres): CpuSample {
+function cpuSample (servers: readonly RunningServer[], loadCpuSeconds: number, postgres: BenchPostgres): CpuSample {
   const usage = process.cpuUsage()
   return {
     at: performance.now(),
     servers: servers.map((server) => processCpuSeconds(server.pid)),
-    load: processCpuSeconds(loadPid),
+    load: loadCpuSeconds,
     postgres: postgres.cpuSeconds(),
     self: (usage.user + usage.system) / 1e6,
     machine: machineCpu()
@@ -292,7 +292,7 @@ function addMemoryFigures (record: RunRecord, before: readonly MemorySample[], a
 }
 
 /** Runs the load generator for a plan; `onMark` takes the samples of each mark before it goes on. */
-async function runLoad (plan: LoadPlan, cpuProfileDir: string | undefined, onMark: (mark: Mark, loadPid: number) => Promise<void>): Promise<LoadResult> {
+async function runLoad (plan: LoadPlan, cpuProfileDir: string | undefined, onMark: (mark: Mark, loadCpuSeconds: number) => Promise<void>): Promise<LoadResult> {
   const profile = cpuProfileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProfileDir]
   const child = spawn(process.execPath, [...profile, '--import', tsxLoader, join(rootDir, 'bench/load.ts'), JSON.stringify(plan)], {
     cwd: rootDir,
@@ -307,7 +307,7 @@ async function runLoad (plan: LoadPlan, cpuProfileDir: string | undefined, onMar
     for await (const line of createInterface({ input: child.stdout })) {
       const output = JSON.parse(line) as LoadOutput
       if ('mark' in output) {
-        await onMark(output.mark, child.pid ?? 0)
+        await onMark(output.mark, output.cpuSeconds)
         child.stdin.write('\n')
       } else {
         result = output.result

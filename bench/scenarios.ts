@@ -235,7 +235,7 @@ const definitions: readonly ScenarioDefinition[] = [
     kind: 'connect-history',
     instances: 1,
     full: { historyMessages: 30, connects: 300, warmupConnects: 30 },
-    quick: { ...quickTiming, connects: 40, warmupConnects: 5 }
+    quick: { ...quickTiming, connects: 200, warmupConnects: 20 }
   },
   {
     id: 'scale-4i',
