@@ -46,6 +46,8 @@ export interface RunningServer {
 
 const startTimeoutMs = 30_000
 const stopTimeoutMs = 12_000
+/** Starts of one server, each on a port found free, before giving up. */
+const maxStartAttempts = 5
 /** A session secret shared by the instances of one Canopy, ≥ 32 characters. */
 const sessionSecretBytes = 32
 
@@ -97,8 +99,18 @@ function command (options: ServerOptions): { args: string[], cwd: string } {
 export async function startServers (options: ServerOptions): Promise<RunningServer[]> {
   const servers: RunningServer[] = []
   const sessionSecret = randomBytes(sessionSecretBytes).toString('base64url')
+  // A port found free may be taken before the server binds it (the connections of tests
+  // running alongside take ports from the same range): then the server starts on another.
   const start = async (): Promise<RunningServer> => {
-    const port = await freePort()
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await startOnce(await freePort())
+      } catch (error) {
+        if (!(error instanceof PortTaken) || attempt === maxStartAttempts) throw error
+      }
+    }
+  }
+  const startOnce = async (port: number): Promise<RunningServer> => {
     // A directory of its own, also as the working directory: no .env of the checkout applies.
     const dataDir = mkdtempSync(join(tmpdir(), `canopy-bench-${options.system}-`))
     let env: Record<string, string> = { PORT: String(port), HOST: '127.0.0.1' }
@@ -111,8 +123,13 @@ export async function startServers (options: ServerOptions): Promise<RunningServ
       stdio: ['ignore', 'pipe', 'pipe']
     })
     const server = watch(child, port, dataDir)
+    try {
+      await waitReady(child, port, server.output)
+    } catch (error) {
+      await server.stop()
+      throw /EADDRINUSE|is in use/.test(server.output(100)) ? new PortTaken(port) : error
+    }
     servers.push(server)
-    await waitReady(child, port, server.output)
     return server
   }
   try {
@@ -127,7 +144,11 @@ export async function startServers (options: ServerOptions): Promise<RunningServ
   }
 }
 
-function watch (child: ChildProcess, port: number, dataDir: string): RunningServer & { output(): string } {
+class PortTaken extends Error {
+  constructor (port: number) { super(`port ${port} was taken before the server could listen on it`) }
+}
+
+function watch (child: ChildProcess, port: number, dataDir: string): RunningServer & { output(lines?: number): string } {
   let output = ''
   const memoryWaiters: Array<(sample: { heapUsed: number }) => void> = []
   const keep = (line: string): void => { output = (output + line + '\n').slice(-4000) }
@@ -143,7 +164,7 @@ function watch (child: ChildProcess, port: number, dataDir: string): RunningServ
   return {
     pid,
     port,
-    output: () => output.trim().split('\n').slice(-5).join(' | '),
+    output: (lines = 5) => output.trim().split('\n').slice(-lines).join(' | '),
     async sampleMemory () {
       const reply = new Promise<{ heapUsed: number }>((resolve, reject) => {
         memoryWaiters.push(resolve)
