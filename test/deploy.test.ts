@@ -158,9 +158,21 @@ async function startBalancer (t: Test, nginx: string, openssl: string, upstreams
     '-addext', 'subjectAltName=DNS:localhost', '-days', '1', '-keyout', key, '-out', certificate], { encoding: 'utf8' })
   if (made.status !== 0) throw new Error(`openssl: ${made.stderr}`)
 
-  const [httpPort, httpsPort] = [await freePort(), await freePort()]
-  const site = join(dir, 'default.conf')
-  writeFileSync(site, renderTemplate(readFileSync(templateFile, 'utf8'), {
+  // Ports found free may be taken before nginx binds them (by connections of tests running
+  // alongside): then it starts again on others.
+  for (let attempt = 1; ; attempt++) {
+    const [httpPort, httpsPort] = [await freePort(), await freePort()]
+    const stop = await startNginx(t, nginx, dir, { httpPort, httpsPort, certificate, key, upstreams })
+    if (stop !== undefined) return { httpPort, httpsPort, origin: `https://localhost:${httpsPort}`, ca: readFileSync(certificate), stop }
+    if (attempt === 5) throw new Error('nginx found its ports taken five times')
+  }
+}
+
+/** nginx on these ports, once its HTTPS port takes connections; undefined when a port was taken. */
+async function startNginx (t: Test, nginx: string, dir: string, site: { httpPort: number, httpsPort: number, certificate: string, key: string, upstreams: string[] }): Promise<(() => Promise<void>) | undefined> {
+  const { httpPort, httpsPort, certificate, key, upstreams } = site
+  const siteFile = join(dir, 'default.conf')
+  writeFileSync(siteFile, renderTemplate(readFileSync(templateFile, 'utf8'), {
     CANOPY_INSTANCE_1: upstreams[0] ?? '',
     CANOPY_INSTANCE_2: upstreams[1] ?? '',
     CANOPY_HTTP_PORT: String(httpPort),
@@ -175,7 +187,7 @@ async function startBalancer (t: Test, nginx: string, openssl: string, upstreams
     'http {',
     `  access_log ${join(dir, 'access.log')};`,
     ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `  ${kind}_temp_path ${join(dir, kind)};`),
-    `  include ${site};`,
+    `  include ${siteFile};`,
     '}',
     ''
   ].join('\n'))
@@ -190,7 +202,10 @@ async function startBalancer (t: Test, nginx: string, openssl: string, upstreams
   t.teardown(stop)
   // nginx says nothing when it is up: wait until its HTTPS port takes connections.
   for (;;) {
-    if (!balancer.running()) throw new Error(`nginx did not start: ${balancer.stderr()}`)
+    if (!balancer.running()) {
+      if (/Address already in use/.test(balancer.stderr())) return undefined
+      throw new Error(`nginx did not start: ${balancer.stderr()}`)
+    }
     const accepted = await new Promise<boolean>((resolve) => {
       const socket = netConnect(httpsPort, '127.0.0.1')
       socket.once('connect', () => { socket.destroy(); resolve(true) })
@@ -199,7 +214,7 @@ async function startBalancer (t: Test, nginx: string, openssl: string, upstreams
     if (accepted) break
     await pause(20)
   }
-  return { httpPort, httpsPort, origin: `https://localhost:${httpsPort}`, ca: readFileSync(certificate), stop }
+  return stop
 }
 
 /** Clients come from 127.0.0.2, so the instances can tell their address from nginx's (127.0.0.1). */
