@@ -4,9 +4,16 @@ import helmet from '@fastify/helmet'
 /** Security headers; the Content-Security-Policy allows no inline script and no foreign origin. */
 export default fp(async function security (fastify) {
   // A WebSocket upgrade is answered by its own 101, which carries none of the reply's headers:
-  // helmet would build its middleware for every connect for nothing.
+  // helmet would build its middleware for every connect for nothing. An upgrade refused
+  // (401, 403, 429) is a plain HTTP response like any other, and gets the headers then.
   fastify.addHook('onRoute', (route) => {
-    if (route.websocket === true) route.helmet = false
+    if (route.websocket !== true) return
+    route.helmet = false
+    const onSend = route.onSend === undefined ? [] : Array.isArray(route.onSend) ? route.onSend : [route.onSend]
+    route.onSend = [...onSend, async (_request, reply, payload) => {
+      reply.helmet()
+      return payload
+    }]
   })
   await fastify.register(helmet, {
     contentSecurityPolicy: {

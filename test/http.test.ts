@@ -1,3 +1,5 @@
+import { once } from 'node:events'
+import { request, type IncomingMessage } from 'node:http'
 import t from 'tap'
 import { buildTestApp } from './helpers/app.js'
 
@@ -11,6 +13,24 @@ t.test('HTTP basics', async (t) => {
     const csp = String(response.headers['content-security-policy'])
     t.match(csp, /script-src 'self'/)
     t.notMatch(csp, /unsafe-inline/)
+    t.equal(response.headers['x-content-type-options'], 'nosniff')
+  })
+
+  await t.test('a WebSocket upgrade refused before it opens is an HTTP response with the same security headers', async (t) => {
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const address = app.server.address()
+    if (address === null || typeof address === 'string') return t.fail('not listening on a port')
+    const upgrade = request({
+      host: '127.0.0.1',
+      port: address.port,
+      path: '/chat?ticket=x',
+      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' }
+    })
+    upgrade.end()
+    const [response] = await once(upgrade, 'response') as [IncomingMessage]
+    response.resume()
+    t.equal(response.statusCode, 401, 'no session')
+    t.match(String(response.headers['content-security-policy']), /default-src 'self'/)
     t.equal(response.headers['x-content-type-options'], 'nosniff')
   })
 
