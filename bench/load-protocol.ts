@@ -4,7 +4,8 @@ import type { Scenario, SystemName } from './scenarios.js'
  * What the orchestrator and the load generator say to each other. The plan goes in as the
  * generator's one argument (JSON); the generator writes one JSON line per event to stdout
  * and, after each mark, waits for one line on stdin: the orchestrator has taken its
- * samples (CPU from /proc, or memory from the servers) at that moment.
+ * samples (CPU from /proc, or memory from the servers) at that moment. Each mark carries
+ * the generator's own CPU time.
  */
 
 export interface LoadPlan {

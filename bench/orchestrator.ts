@@ -14,9 +14,9 @@ import { rootDir, startServers, tsxLoader, type CanopyBuild, type MemorySample, 
 /**
  * Running the bench: each run (one scenario, one system, one repetition) on a fresh
  * database, with the system's server processes and a load generator (load.ts) in a process
- * of its own; CPU is sampled from /proc at the edges of each measured window (scale has two:
- * every instance publishing, then the control), and for scale the messages table tells what
- * each window committed.
+ * of its own; CPU is sampled from /proc (the load generator reports its own) at the edges of
+ * each measured window (scale has two: every instance publishing, then the control), and for
+ * scale the messages table tells what each window committed.
  */
 
 /** A run is flagged noisy when processes outside the bench kept this share of the machine busy. */

@@ -73,7 +73,7 @@ export interface BenchResults {
 }
 
 export const methodNotes: readonly string[] = [
-  'Median (min–max) of the repetitions; cores = CPU-seconds per second of the measured window, from /proc. Ratios are Canopy\'s median over the other\'s (for ms and KiB lower is better).',
+  'Median (min–max) of the repetitions; cores = CPU-seconds per second of the measured window, from /proc (the load generator: its own process.cpuUsage()). Ratios are Canopy\'s median over the other\'s (for ms and KiB lower is better).',
   'limit: a raw ws relay (no persistence, no auth), relaying each frame to the other clients of its URL topic; it answers each publish with a tiny {"type":"ack"} so the same windowed publisher drives it, and keeps the last 30 frames in memory for connect-and-history. It has no cross-instance path, so it sits out the two-instance scenarios.',
   'peer: Socket.IO 4 (join(topic), io.to(topic).emit with author and time, ack after emit); on two instances with @socket.io/postgres-adapter, which sends one NOTIFY per message and delivers even locally only after it, while the ack goes out at once: its acks run ahead of its deliveries ("deliveries owed at window end"). History for connect-and-history is kept in memory.',
   'Canopy: started as `npm start` does, real register/login, tickets and cookies; every message committed before its ack and delivery.',

