@@ -6,6 +6,9 @@ import { checkText, isValidTopic, MessageBody, type ErrorCode, MessagesBody, Pag
 import { listTopics, markRead } from '../src/topic-directory.js'
 import type { User } from '../src/users.js'
 
+/** A query string's number in digits only: coercion would also read 1e2, 0x10, +3 or " 1". */
+const digits = /^[0-9]+$/
+
 function checkTopic (topic: string): void {
   if (!isValidTopic(topic)) throw new HttpError(400, 'bad_topic', `A topic name matches ${String(topicPattern)}`)
 }
@@ -19,6 +22,15 @@ export default fp(async function topicsApi (fastify) {
 
   app.get('/api/topics/:topic/messages', {
     schema: { params: TopicParams, querystring: PageQuery, response: { 200: MessagesBody } },
+    preValidation: async (request) => {
+      const query = request.query as Record<string, unknown>
+      for (const name of ['before', 'limit']) {
+        const value = query[name]
+        if (value !== undefined && (typeof value !== 'string' || !digits.test(value))) {
+          throw new HttpError(400, 'bad_request', `${name} is a positive integer, in digits`)
+        }
+      }
+    },
     preHandler: fastify.requireUser
   }, async (request) => {
     checkTopic(request.params.topic)

@@ -6,7 +6,8 @@ import type { FastifySchemaCompiler } from 'fastify'
 import { DrizzleQueryError } from 'drizzle-orm'
 import type { Config } from './config.js'
 import type { TSchema } from '@sinclair/typebox'
-import { ajvFormats } from './protocol.js'
+import { ajvFormats, holdsUnstorable } from './protocol.js'
+import { HttpError } from './errors.js'
 import database from '../plugins/database.js'
 import security from '../plugins/security.js'
 import rateLimit from '../plugins/rate-limit.js'
@@ -111,6 +112,22 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(fp(async (fastify) => { fastify.decorate('config', config) }, { name: 'config', fastify: '5.x' }))
   app.setValidatorCompiler(validatorCompiler)
   app.setErrorHandler(errorHandler)
+  // An empty body sent as JSON is no body, not a malformed one: POST /api/logout from a
+  // client that always says application/json must log out. A route that needs a body still
+  // refuses it (400, by its schema).
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8')
+    if (text === '') done(null, undefined)
+    else parseJson(request, text, done)
+  })
+  // A string Postgres cannot store, in any field of a JSON body, is refused before a route
+  // reads it: the rule of the WebSocket's frames.
+  app.addHook('preValidation', (request, _reply, done) => {
+    done(request.body !== undefined && holdsUnstorable(request.body)
+      ? new HttpError(400, 'bad_request', 'A field holds a NUL character or half a surrogate pair')
+      : undefined)
+  })
   app.setNotFoundHandler(async (request, reply) => {
     return await reply.code(404).send({ error: 'not_found', message: `No route for ${request.method} ${request.url.split('?')[0] ?? ''}` })
   })

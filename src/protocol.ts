@@ -57,6 +57,29 @@ export function isStorable (value: string): boolean {
 }
 FormatRegistry.Set('storable', isStorable)
 
+/**
+ * Whether any string of a parsed JSON value, key or value, at any depth, is not storable:
+ * such a frame or body is refused whole (`bad_request`), whichever field it is in. Walked
+ * without recursion: an HTTP body may nest deeper than the stack would like.
+ */
+export function holdsUnstorable (value: unknown): boolean {
+  const pending: unknown[] = [value]
+  while (pending.length > 0) {
+    const next = pending.pop()
+    if (typeof next === 'string') {
+      if (!isStorable(next)) return true
+    } else if (Array.isArray(next)) {
+      for (const inner of next) pending.push(inner)
+    } else if (typeof next === 'object' && next !== null) {
+      for (const [key, inner] of Object.entries(next)) {
+        if (!isStorable(key)) return true
+        pending.push(inner)
+      }
+    }
+  }
+  return false
+}
+
 // ---- Fields ----
 
 export const Topic = Type.String({ pattern: topicPattern.source })
@@ -238,6 +261,10 @@ export function parseClientFrame (data: string, maxChars: number): ClientFrame |
     return errorFrame('bad_json', 'the frame is not valid JSON')
   }
   if (nestsDeeperThan(value, maxJsonDepth)) return errorFrame('bad_json', `the frame nests deeper than ${maxJsonDepth} levels`)
+  if (holdsUnstorable(value)) {
+    const ref = typeof value === 'object' && value !== null ? (value as { ref?: unknown }).ref : undefined
+    return errorFrame('bad_request', 'a field holds a NUL character or half a surrogate pair', refChecker.Check(ref) ? ref : undefined)
+  }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return errorFrame('bad_request', 'a frame is a JSON object')
   }

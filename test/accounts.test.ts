@@ -106,6 +106,16 @@ forEachEngine(t, async (t, env) => {
     t.equal((await app.inject({ url: '/api/me', headers: { cookie } })).statusCode, 401, 'the old cookie is worth nothing')
     t.equal((await post('/api/logout', {})).statusCode, 204, 'logging out without a session is harmless')
   })
+
+  await t.test('logout from a client that says application/json and sends no body', async (t) => {
+    const { cookie } = await register(app)
+    const out = await app.inject({ method: 'POST', url: '/api/logout', headers: { cookie, 'content-type': 'application/json' } })
+    t.equal(out.statusCode, 204)
+    t.equal((await app.inject({ url: '/api/me', headers: { cookie } })).statusCode, 401, 'logged out')
+    const login = await app.inject({ method: 'POST', url: '/api/login', headers: { 'content-type': 'application/json' } })
+    t.equal(login.statusCode, 400, 'a route that needs a body still says so')
+    t.match(login.json(), { error: 'bad_request', message: String })
+  })
 })
 
 /** Checks a 429 as SPEC says: Retry-After in whole seconds, the same wait in ms in the body. */

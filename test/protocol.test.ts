@@ -21,6 +21,13 @@ test('values Postgres cannot store are bad_request, in any field, with the ref w
   t.same(errorOf(JSON.stringify({ type: 'publish', topic: 'general', text: 'hi', ref: 'a\ud800' })), { code: 'bad_request', ref: undefined })
   t.same(errorOf(JSON.stringify({ type: 'publish', topic: 'general', text: 'a\u0000b', ref: 'r2' })), { code: 'bad_request', ref: 'r2' })
   t.same(errorOf(JSON.stringify({ type: 'publish', topic: 'general', text: '\udc00', ref: 'r3' })), { code: 'bad_request', ref: 'r3' })
+  // Not bad_topic or unknown_type: whatever field it is in, it is the same refusal.
+  t.same(errorOf(JSON.stringify({ type: 'publish', topic: 'ab\u0000', text: 'hi', ref: 'r4' })), { code: 'bad_request', ref: 'r4' })
+  t.same(errorOf(JSON.stringify({ type: 'subscribe', topic: 'ab\ud800' })), { code: 'bad_request', ref: undefined })
+  t.same(errorOf(JSON.stringify({ type: 'publish\u0000', topic: 'general', text: 'hi', ref: 'r5' })), { code: 'bad_request', ref: 'r5' })
+  t.same(errorOf(JSON.stringify({ type: 'publish', topic: 'general', text: 'hi', ref: 'r6', note: '\ud800' })), { code: 'bad_request', ref: 'r6' }, 'a field the protocol does not know')
+  t.same(errorOf(JSON.stringify({ type: 'publish', topic: 'general', text: 'hi', ref: 'r7', deep: [{ a: ['\u0000'] }] })), { code: 'bad_request', ref: 'r7' }, 'nested')
+  t.same(errorOf(JSON.stringify({ type: 'publish', topic: 'general', text: 'hi', ref: 'r8', '\udc00': 1 })), { code: 'bad_request', ref: 'r8' }, 'a key')
 })
 
 test('each field rule gives its code', async (t) => {

@@ -52,7 +52,9 @@ t.test('history and publishing over HTTP', async (t) => {
       ['NUL in the ref', { text: 'x', ref: 'a\u0000b' }],
       ['half a surrogate pair in the ref', { text: 'x', ref: 'a\ud800b' }],
       ['NUL in the text', { text: 'a\u0000b', ref: 'nul-text' }],
-      ['half a surrogate pair in the text', { text: 'a\udc00b', ref: 'surrogate-text' }]
+      ['half a surrogate pair in the text', { text: 'a\udc00b', ref: 'surrogate-text' }],
+      ['NUL in a field the route does not read', { text: 'x', ref: 'extra-nul', extra: 'a\u0000' }],
+      ['half a surrogate pair in a key', { text: 'x', ref: 'key-surrogate', '\ud800': 1 }]
     ]
     for (const [what, payload] of cases) {
       const response = await post('http', payload)
@@ -76,7 +78,9 @@ t.test('history and publishing over HTTP', async (t) => {
     t.same((await get('empty-topic/messages')).json(), { messages: [] })
     t.equal((await get('BAD/messages')).statusCode, 400, 'a bad topic')
     // 1 ≤ before < 2^53: an id beyond it is no id, not a database error.
-    for (const query of ['before=1e300', 'before=99999999999999999999', 'before=9007199254740992', 'before=0', 'before=-1', 'before=1.5', 'before=abc', 'limit=101', 'limit=0']) {
+    // Only digits are a number: what coercion would also read (1e2, 0x10, +3, " 1", 1.0) is not.
+    for (const query of ['before=1e300', 'before=99999999999999999999', 'before=9007199254740992', 'before=0', 'before=-1', 'before=1.5', 'before=abc', 'limit=101', 'limit=0',
+      'limit=1e2', 'before=0x10', 'before=%2B3', 'limit=%201', 'limit=1.0', 'limit=', 'limit=1&limit=2']) {
       const response = await get(`pages/messages?${query}`)
       t.equal(response.statusCode, 400, query)
       t.match(response.json(), { error: 'bad_request', message: String }, query)
