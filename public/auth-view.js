@@ -56,7 +56,8 @@ export class AuthView {
     if (!namePattern.test(username)) {
       return { field: this.nameInput, message: 'A name is 3 to 32 characters: letters, digits, _ . or -' }
     }
-    if (password.length < minPasswordChars) {
+    // Characters as the server counts them: code points, not UTF-16 units.
+    if ([...password].length < minPasswordChars) {
       return { field: this.passwordInput, message: `A password is at least ${minPasswordChars} characters.` }
     }
     return undefined

@@ -57,6 +57,16 @@ export function isStorable (value: string): boolean {
 }
 FormatRegistry.Set('storable', isStorable)
 
+/** A length in characters is in Unicode code points, as MAX_MESSAGE_CHARS counts: an emoji is one. */
+function hasCharacters (value: string, min: number, max: number): boolean {
+  const length = codePointLength(value)
+  return length >= min && length <= max
+}
+const isRef = (value: string): boolean => isStorable(value) && hasCharacters(value, 1, maxRefChars)
+const isPassword = (value: string): boolean => hasCharacters(value, minPasswordChars, maxPasswordChars)
+FormatRegistry.Set('ref', isRef)
+FormatRegistry.Set('password', isPassword)
+
 /**
  * Whether any string of a parsed JSON value, key or value, at any depth, is not storable:
  * such a frame or body is refused whole (`bad_request`), whichever field it is in. Walked
@@ -84,7 +94,7 @@ export function holdsUnstorable (value: unknown): boolean {
 
 export const Topic = Type.String({ pattern: topicPattern.source })
 /** The client's id for a message: the same rule for WebSocket and HTTP. */
-export const Ref = Type.String({ minLength: 1, maxLength: maxRefChars, format: 'storable' })
+export const Ref = Type.String({ format: 'ref' })
 /** A message id given by a client: a positive integer below 2^53. */
 export const MessageId = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })
 
@@ -152,7 +162,7 @@ export const MeBody = Type.Object({ user: User, wsTicket: Type.String() })
 /** Registration: the rules a name and a password must keep. */
 export const Credentials = Type.Object({
   username: Type.String({ pattern: namePattern.source }),
-  password: Type.String({ minLength: minPasswordChars, maxLength: maxPasswordChars })
+  password: Type.String({ format: 'password' })
 }, { additionalProperties: false })
 /** Login takes any name and password within sane bounds: a wrong one is a 401, not a 400. */
 export const LoginBody = Type.Object({
@@ -185,7 +195,7 @@ export const HttpErrorBody = Type.Object({
  * Formats the schemas use beyond JSON Schema's own, for Fastify's validator of HTTP bodies
  * (the WebSocket's compiled validators read them from TypeBox's registry).
  */
-export const ajvFormats = { storable: isStorable }
+export const ajvFormats = { storable: isStorable, ref: isRef, password: isPassword }
 
 // ---- Validation of client frames ----
 

@@ -42,6 +42,8 @@ forEachEngine(t, async (t, env) => {
     ['a name with markup', { username: '<b>x</b>', password: 'password123' }, nameRule],
     ['a short password', { username: uniqueName(), password: 'short' }, passwordRule],
     ['a long password', { username: uniqueName(), password: 'p'.repeat(257) }, passwordRule],
+    // Characters are code points: four emoji are four characters (eight UTF-16 units).
+    ['a password of four emoji', { username: uniqueName(), password: '🌲'.repeat(4) }, passwordRule],
     ['a missing password', { username: uniqueName() }, 'A password is 8 to 256 characters'],
     ['an object for a name', { username: { name: 'abcdef' }, password: 'password123' }, nameRule],
     ['no body', undefined, 'Send {"username","password"} as JSON']
@@ -58,6 +60,7 @@ forEachEngine(t, async (t, env) => {
     t.equal((await post('/api/register', { username: `a.${process.pid}`.slice(0, 32), password: '12345678' })).statusCode, 201)
     const longest = ('Z_-.' + uniqueName()).padEnd(32, 'x')
     t.equal((await post('/api/register', { username: longest, password: 'p'.repeat(256) })).statusCode, 201)
+    t.equal((await post('/api/register', { username: uniqueName(), password: '🌲'.repeat(256) })).statusCode, 201, '256 emoji')
   })
 
   await t.test('login matches the name case-insensitively and shows it as registered', async (t) => {

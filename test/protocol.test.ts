@@ -30,6 +30,13 @@ test('values Postgres cannot store are bad_request, in any field, with the ref w
   t.same(errorOf(JSON.stringify({ type: 'publish', topic: 'general', text: 'hi', ref: 'r8', '\udc00': 1 })), { code: 'bad_request', ref: 'r8' }, 'a key')
 })
 
+test('a ref counts characters as code points, as the text does', async (t) => {
+  const publish = (ref: string): string => JSON.stringify({ type: 'publish', topic: 'a', text: 'hi', ref })
+  t.equal(parseClientFrame(publish('🌲'.repeat(64)), maxChars).type, 'publish', '64 emoji')
+  t.same(errorOf(publish('🌲'.repeat(65))), { code: 'bad_request', ref: undefined }, '65 emoji')
+  t.same(errorOf(publish('')), { code: 'bad_request', ref: undefined }, 'empty')
+})
+
 test('each field rule gives its code', async (t) => {
   t.same(errorOf('{"type":"subscribe"}'), { code: 'bad_request', ref: undefined })
   t.same(errorOf('{"type":"subscribe","topic":"Bad Topic"}'), { code: 'bad_topic', ref: undefined })
