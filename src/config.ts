@@ -4,6 +4,9 @@ import { join, resolve } from 'node:path'
 import { Type, type Static } from '@sinclair/typebox'
 import envSchema from 'env-schema'
 
+const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+type LogLevel = typeof logLevels[number]
+
 /** Every variable of the SPEC's configuration table, with its default. */
 const EnvSchema = Type.Object({
   NODE_ENV: Type.String({ default: 'development' }),
@@ -17,10 +20,8 @@ const EnvSchema = Type.Object({
   KEEPALIVE_INTERVAL: Type.Number({ minimum: 0, maximum: 3600, default: 30 }),
   MAX_MESSAGE_CHARS: Type.Integer({ minimum: 1, maximum: 32768, default: 2000 }),
   ALLOWED_ORIGINS: Type.String({ default: '' }),
-  LOG_LEVEL: Type.Union(
-    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
-    { default: 'info' }
-  ),
+  // An enum, not a union of constants: a bad value is then one error that names the levels.
+  LOG_LEVEL: Type.Unsafe<LogLevel>({ type: 'string', enum: logLevels, default: 'info' }),
   PUBLISH_RATE: Type.Number({ exclusiveMinimum: 0, default: 20 }),
   PUBLISH_BURST: Type.Integer({ minimum: 1, default: 60 }),
   LOGIN_ATTEMPTS: Type.Integer({ minimum: 1, default: 10 }),
@@ -79,10 +80,15 @@ interface AjvError { instancePath: string, message?: string, params?: Record<str
 
 function describe (errors: AjvError[] | undefined, fallback: string): string {
   if (errors === undefined || errors.length === 0) return fallback
-  return errors.map((error) => {
+  // One reason per variable, the first: a value may break several keywords at once.
+  const reasons = new Map<string, string>()
+  for (const error of errors) {
     const variable = error.instancePath.replace(/^\//, '') || String(error.params?.missingProperty ?? 'environment')
-    return `${variable} ${error.message ?? 'is invalid'}`
-  }).join('; ')
+    const allowed = error.params?.allowedValues
+    const reason = `${variable} ${error.message ?? 'is invalid'}${Array.isArray(allowed) ? `: ${allowed.join(', ')}` : ''}`
+    if (!reasons.has(variable)) reasons.set(variable, reason)
+  }
+  return [...reasons.values()].join('; ')
 }
 
 /**

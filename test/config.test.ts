@@ -43,7 +43,7 @@ const refusals: Array<[string, Record<string, string>, RegExp]> = [
   ['a port that is not a number', { PORT: 'eighty' }, /^Invalid configuration: PORT must be integer/],
   ['a port out of range', { PORT: '70000' }, /^Invalid configuration: PORT must be <= 65535/],
   ['a negative history limit', { HISTORY_LIMIT: '-1' }, /HISTORY_LIMIT must be >= 0/],
-  ['an unknown log level', { LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
+  ['an unknown log level', { LOG_LEVEL: 'loud' }, /^Invalid configuration: LOG_LEVEL must be equal to one of the allowed values: fatal, error, warn, info, debug, trace, silent$/],
   ['a database URL of another kind', { DATABASE_URL: 'mysql://x' }, /DATABASE_URL must match/],
   ['a short session secret', { SESSION_SECRET: 'short' }, /SESSION_SECRET must NOT have fewer than 32 characters/],
   ['a zero publish rate', { PUBLISH_RATE: '0' }, /PUBLISH_RATE must be > 0/],
