@@ -7,7 +7,7 @@ export default fp(async function security (fastify) {
   // helmet would build its middleware for every connect for nothing. An upgrade refused
   // (401, 403, 429) is a plain HTTP response like any other, and gets the headers then.
   fastify.addHook('onRoute', (route) => {
-    if (route.websocket !== true) return
+    if (route.websocket !== true && route.wsHandler === undefined) return
     route.helmet = false
     const onSend = route.onSend === undefined ? [] : Array.isArray(route.onSend) ? route.onSend : [route.onSend]
     route.onSend = [...onSend, async (_request, reply, payload) => {

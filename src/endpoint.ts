@@ -306,38 +306,45 @@ export function addEndpoint<State, Frame extends object = object> (fastify: Fast
     definition.closed?.(connection, code)
   }
 
-  fastify.get(definition.path, {
-    websocket: true,
+  fastify.route({
+    method: 'GET',
+    url: definition.path,
     preValidation: async (request, reply) => {
       const result = await definition.open(request)
       if (isRefusal(result)) {
         return await reply.code(result.statusCode).send({ error: result.error, message: result.message })
       }
       request.endpointState = result
-    }
-  }, (socket, request) => {
-    // Nothing that lives as long as the socket holds the upgrade request: an idle
-    // connection should cost its socket and its state, not the whole HTTP exchange.
-    const reqId = request.id
-    const connection = new Connection<State, Frame>(socket, request.endpointState as State, definition, reqId, handlerFailed, slowConsumerClosed)
-    request.endpointState = undefined
-    // @fastify/websocket's error listener closes over the request and reply; this one does
-    // the same job (log, then drop the socket) without them.
-    socket.removeAllListeners('error')
-    const carrier = socket as Carrier
-    carrier[connectionKey] = connection
-    socket.on('error', onSocketError)
-    detachUpgradeResponse(socket)
-    connections.add(connection)
-    socket.on('pong', onPong)
-    socket.on('message', onMessage)
-    socket.on('close', onClose)
-    const opened = definition.opened?.(connection)
-    if (opened instanceof Promise) {
-      opened.catch((error: unknown) => {
-        fastify.log.error({ err: error, reqId, endpoint }, 'endpoint open failed')
-        connection.close(1011, 'internal error')
-      })
+    },
+    // A plain GET that may open the socket but did not ask to: say how, in JSON like every error.
+    handler: async (_request, reply) => {
+      return await reply.code(426).header('upgrade', 'websocket')
+        .send({ error: 'upgrade_required', message: `${definition.path} is a WebSocket endpoint: open it with an upgrade request` })
+    },
+    wsHandler: (socket, request) => {
+      // Nothing that lives as long as the socket holds the upgrade request: an idle
+      // connection should cost its socket and its state, not the whole HTTP exchange.
+      const reqId = request.id
+      const connection = new Connection<State, Frame>(socket, request.endpointState as State, definition, reqId, handlerFailed, slowConsumerClosed)
+      request.endpointState = undefined
+      // @fastify/websocket's error listener closes over the request and reply; this one does
+      // the same job (log, then drop the socket) without them.
+      socket.removeAllListeners('error')
+      const carrier = socket as Carrier
+      carrier[connectionKey] = connection
+      socket.on('error', onSocketError)
+      detachUpgradeResponse(socket)
+      connections.add(connection)
+      socket.on('pong', onPong)
+      socket.on('message', onMessage)
+      socket.on('close', onClose)
+      const opened = definition.opened?.(connection)
+      if (opened instanceof Promise) {
+        opened.catch((error: unknown) => {
+          fastify.log.error({ err: error, reqId, endpoint }, 'endpoint open failed')
+          connection.close(1011, 'internal error')
+        })
+      }
     }
   })
 

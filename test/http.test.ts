@@ -1,7 +1,8 @@
 import { once } from 'node:events'
 import { request, type IncomingMessage } from 'node:http'
 import t from 'tap'
-import { buildTestApp } from './helpers/app.js'
+import { buildTestApp, register } from './helpers/app.js'
+import { ticketFor } from './helpers/chat.js'
 
 t.test('HTTP basics', async (t) => {
   const app = await buildTestApp(t)
@@ -32,6 +33,17 @@ t.test('HTTP basics', async (t) => {
     t.equal(response.statusCode, 401, 'no session')
     t.match(String(response.headers['content-security-policy']), /default-src 'self'/)
     t.equal(response.headers['x-content-type-options'], 'nosniff')
+  })
+
+  await t.test('GET /chat without an upgrade, from a session showing its ticket: 426 in JSON, saying how', async (t) => {
+    const { cookie } = await register(app)
+    const ticket = await ticketFor(app, cookie)
+    const response = await app.inject({ url: `/chat?ticket=${ticket}`, headers: { cookie } })
+    t.equal(response.statusCode, 426)
+    t.equal(response.headers.upgrade, 'websocket')
+    t.match(response.json(), { error: 'upgrade_required', message: /WebSocket/ })
+    t.equal(response.headers['x-content-type-options'], 'nosniff')
+    t.equal((await app.inject({ url: '/chat' })).statusCode, 401, 'without a session, the refusal of an upgrade')
   })
 
   await t.test('/healthz and /readyz', async (t) => {
