@@ -55,7 +55,6 @@ export const errorCodes = Object.keys(statusByErrorCode) as ErrorCode[]
 export function isStorable (value: string): boolean {
   return !value.includes('\u0000') && value.isWellFormed()
 }
-FormatRegistry.Set('storable', isStorable)
 
 /** A length in characters is in Unicode code points, as MAX_MESSAGE_CHARS counts: an emoji is one. */
 function hasCharacters (value: string, min: number, max: number): boolean {
@@ -166,7 +165,7 @@ export const Credentials = Type.Object({
 }, { additionalProperties: false })
 /** Login takes any name and password within sane bounds: a wrong one is a 401, not a 400. */
 export const LoginBody = Type.Object({
-  username: Type.String({ minLength: 1, maxLength: 64, format: 'storable' }),
+  username: Type.String({ minLength: 1, maxLength: 64 }),
   password: Type.String({ minLength: 1, maxLength: 1024 })
 }, { additionalProperties: false })
 export const TopicParams = Type.Object({ topic: Type.String() })
@@ -195,7 +194,7 @@ export const HttpErrorBody = Type.Object({
  * Formats the schemas use beyond JSON Schema's own, for Fastify's validator of HTTP bodies
  * (the WebSocket's compiled validators read them from TypeBox's registry).
  */
-export const ajvFormats = { storable: isStorable, ref: isRef, password: isPassword }
+export const ajvFormats = { ref: isRef, password: isPassword }
 
 // ---- Validation of client frames ----
 
@@ -239,13 +238,13 @@ export function codePointLength (text: string): number {
 
 /**
  * Checks a message text against the rules shared by WebSocket and HTTP publishing;
- * returns undefined when it is fine.
+ * returns undefined when it is fine. Whether it is storable was checked before, with every
+ * other string of the frame or body (holdsUnstorable).
  */
 export function checkText (text: string, maxChars: number): { code: ErrorCode, message: string } | undefined {
   // The code is SPEC's; the words say what is really wrong.
   if (text.trim() === '') return { code: 'too_long', message: 'text is empty: write something first' }
   if (codePointLength(text) > maxChars) return { code: 'too_long', message: `text is over ${maxChars} characters` }
-  if (!isStorable(text)) return { code: 'bad_request', message: 'text contains a NUL character or half a surrogate pair' }
   return undefined
 }
 
