@@ -6,6 +6,20 @@ import { TopicBus, type Subscriber } from '../src/topic-bus.js'
 import { buildTestApp, register } from './helpers/app.js'
 import { startPostgres } from './helpers/postgres.js'
 
+/** The database, counting the history reads made through it (the named history statements). */
+function countingHistoryReads (inner: Database): { db: Database, historyReads: () => number } {
+  let reads = 0
+  const db: Database = Object.create(inner, {
+    query: {
+      value: async <Row extends object>(text: string, params?: unknown[], name?: string): Promise<Row[]> => {
+        if (name?.startsWith('canopy_history') === true) reads++
+        return await inner.query<Row>(text, params, name)
+      }
+    }
+  }) as Database
+  return { db, historyReads: () => reads }
+}
+
 t.test('a catch-up of many topics reads a few at a time, and delivers each topic\'s missed message once', async (t) => {
   // On a server, where reads really run side by side (PGlite runs one at a time anyway).
   const app = await buildTestApp(t, { DATABASE_URL: (await startPostgres(t)).url })
@@ -69,15 +83,7 @@ t.test('a notice (joined, left) sent while a subscriber\'s history is read follo
 t.test('later subscribers of a topic get their history from the messages the bus keeps, the same as the table would give', async (t) => {
   const app = await buildTestApp(t)
   const { id } = await register(app)
-  let historyReads = 0
-  const db: Database = Object.create(app.db, {
-    query: {
-      value: async <Row extends object>(text: string, params?: unknown[], name?: string): Promise<Row[]> => {
-        if (name?.startsWith('canopy_history') === true) historyReads++
-        return await app.db.query<Row>(text, params, name)
-      }
-    }
-  }) as Database
+  const { db, historyReads } = countingHistoryReads(app.db)
   const bus = new TopicBus(db, app.log, { keepRecent: 3 })
   t.teardown(async () => { await bus.close() })
   const store = async (messageId: number): Promise<MessageFrame> => {
@@ -96,17 +102,17 @@ t.test('later subscribers of a topic get their history from the messages the bus
     return ids
   }
   t.same(await historyOf({ historyLimit: 3 }), [3, 4, 5], 'the first subscriber reads the table')
-  t.equal(historyReads, 1)
+  t.equal(historyReads(), 1)
   // Committed and delivered through the bus, as every message is.
   bus.receive(await store(6))
   t.same(await historyOf({ historyLimit: 3 }), [4, 5, 6], 'the next one gets the same from memory')
   t.same(await historyOf({ historyLimit: 2 }), [5, 6], 'a shorter history too')
   t.same(await historyOf({ historyLimit: 0, since: 4 }), [5, 6], 'and a catch-up the kept messages cover')
   t.same(await historyOf({ historyLimit: 0, since: 6 }), [], 'or one with nothing to catch up')
-  t.equal(historyReads, 1, 'without reading the table again')
+  t.equal(historyReads(), 1, 'without reading the table again')
   t.same(await historyOf({ historyLimit: 0, since: 1 }), [2, 3, 4, 5, 6], 'a catch-up from before them reads the table')
   t.same(await historyOf({ historyLimit: 5 }), [2, 3, 4, 5, 6], 'and so does a longer history')
-  t.equal(historyReads, 3)
+  t.equal(historyReads(), 3)
 })
 
 t.test('a subscribe that fails after the subscriber unsubscribed and subscribed again leaves the later subscription alone', async (t) => {
@@ -146,15 +152,7 @@ t.test('a subscribe that fails after the subscriber unsubscribed and subscribed 
 t.test('a catch-up from the kept messages is cut into replies exactly as one read from the table', async (t) => {
   const app = await buildTestApp(t)
   const { id } = await register(app)
-  let historyReads = 0
-  const db: Database = Object.create(app.db, {
-    query: {
-      value: async <Row extends object>(text: string, params?: unknown[], name?: string): Promise<Row[]> => {
-        if (name?.startsWith('canopy_history') === true) historyReads++
-        return await app.db.query<Row>(text, params, name)
-      }
-    }
-  }) as Database
+  const { db, historyReads } = countingHistoryReads(app.db)
   const bus = new TopicBus(db, app.log, { keepRecent: 5 })
   t.teardown(async () => { await bus.close() })
   // Five messages of 100,000 characters: a reply holds the third, which crosses 256 KiB, and stops there.
@@ -167,7 +165,7 @@ t.test('a catch-up from the kept messages is cut into replies exactly as one rea
     fromMemory = history
     return { type: 'subscribed', topic: 'big', history: history.messages, present: [] }
   })
-  t.equal(historyReads, 1, 'the catch-up read no table')
+  t.equal(historyReads(), 1, 'the catch-up read no table')
   const fromTable = await readHistory(app.db, 'big', { since: 0, maxSince: maxSinceMessages, maxSinceBytes })
   t.same(fromMemory?.messages.map((m) => m.id), [1, 2, 3])
   t.equal(fromMemory?.truncated, true)
