@@ -53,7 +53,7 @@ const off: Metrics = { readFrom () {}, published () {}, committed () {}, busLag 
  * ready, closed with it. Without METRICS_PORT there is no listener and no registry.
  */
 export default fp(async function metrics (fastify) {
-  const { metricsPort, host } = fastify.config
+  const { metricsPort, metricsHost } = fastify.config
   let url: string | undefined
   fastify.decorate('metricsUrl', { getter: () => url })
   if (metricsPort === undefined) {
@@ -79,7 +79,7 @@ export default fp(async function metrics (fastify) {
     })
   })
   fastify.addHook('onReady', async () => {
-    url = await listen(server, metricsPort, host)
+    url = await listen(server, metricsPort, metricsHost)
     fastify.log.info({ url: `${url}/metrics` }, 'metrics listening')
   })
   fastify.addHook('onClose', async () => {
@@ -166,7 +166,7 @@ async function listen (server: Server, port: number, host: string): Promise<stri
   } catch (error) {
     const code = (error as { code?: string }).code
     if (code === 'EADDRINUSE') throw new StartupError(`METRICS_PORT ${port} on ${host} is in use: stop what holds it, or set METRICS_PORT`)
-    if (code === 'EADDRNOTAVAIL') throw new StartupError(`HOST ${host} is not an address of this machine`)
+    if (code === 'EADDRNOTAVAIL') throw new StartupError(`METRICS_HOST ${host} is not an address of this machine`)
     if (code === 'EACCES') throw new StartupError(`Not allowed to listen on METRICS_PORT ${port}: choose a port above 1023`)
     throw error
   }

@@ -12,6 +12,7 @@ const EnvSchema = Type.Object({
   NODE_ENV: Type.String({ default: 'development' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8800 }),
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  METRICS_HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   DATA_DIR: Type.String({ minLength: 1, default: './data' }),
@@ -31,7 +32,9 @@ const EnvSchema = Type.Object({
   SEND_BUFFER_LIMIT: Type.Integer({ minimum: 1024, default: 1024 * 1024 }),
   HISTORY_READ_RATE: Type.Number({ exclusiveMinimum: 0, default: 20 }),
   HISTORY_READ_BURST: Type.Integer({ minimum: 1, default: 100 }),
-  PRESENCE_TTL: Type.Number({ minimum: 1, maximum: 3600, default: 30 })
+  PRESENCE_TTL: Type.Number({ minimum: 1, maximum: 3600, default: 30 }),
+  PRESENCE_GRACE: Type.Number({ minimum: 0, maximum: 3600, default: 5 }),
+  TOPIC_CREATE_RATE: Type.Integer({ minimum: 1, default: 60 })
 })
 type Env = Static<typeof EnvSchema>
 
@@ -39,7 +42,9 @@ export interface Config {
   production: boolean
   port: number
   host: string
-  /** Where Prometheus metrics are served, on `host`, by a listener of their own; undefined: nowhere. */
+  /** The address the metrics listener binds: its own setting, never `host` unless set to it. */
+  metricsHost: string
+  /** Where Prometheus metrics are served, on `metricsHost`, by a listener of their own; undefined: nowhere. */
   metricsPort: number | undefined
   /** Unset means the embedded PGlite database under `dataDir`. */
   databaseUrl: string | undefined
@@ -70,6 +75,10 @@ export interface Config {
   historyReadBurst: number
   /** Seconds after which the users of an instance that stopped without a word have left. */
   presenceTtlSeconds: number
+  /** Seconds a `left` waits for the user to come back before the others are told. */
+  presenceGraceSeconds: number
+  /** New topics one user may bring into being per hour, across all instances. */
+  topicCreatesPerHour: number
 }
 
 export class ConfigError extends Error {
@@ -132,6 +141,7 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
     production,
     port: parsed.PORT,
     host: parsed.HOST,
+    metricsHost: parsed.METRICS_HOST,
     metricsPort,
     databaseUrl: parsed.DATABASE_URL,
     dataDir,
@@ -147,7 +157,9 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
     registerAttemptsPerHour: parsed.REGISTER_ATTEMPTS,
     historyReadsPerSecond: parsed.HISTORY_READ_RATE,
     historyReadBurst: parsed.HISTORY_READ_BURST,
-    presenceTtlSeconds: parsed.PRESENCE_TTL
+    presenceTtlSeconds: parsed.PRESENCE_TTL,
+    presenceGraceSeconds: parsed.PRESENCE_GRACE,
+    topicCreatesPerHour: parsed.TOPIC_CREATE_RATE
   }
 }
 
