@@ -10,6 +10,7 @@ import { TopicHistory } from './topic-history.js'
 import { countingTag, TopicList } from './topic-list.js'
 import { TopicPicker } from './topic-picker.js'
 import { byId } from './dom.js'
+import { defaultTopic } from '/protocol.js'
 
 /**
  * The chat page, put together: the login form, then the open topic with its log, who is
@@ -46,7 +47,13 @@ const picker = new TopicPicker({
   }
 })
 const sessionEnded = () => { showLogin('Your session has ended. Log in again.') }
-const topicList = new TopicList({ connection: () => connection, sessionEnded })
+const topicList = new TopicList({
+  connection: () => connection,
+  sessionEnded,
+  unreadLine: (topic, readId) => { if (topic === picker.topic) log.markUnread(readId) },
+  // The open topic was left: the page goes where it starts.
+  leave: () => { location.hash = `#${defaultTopic}` }
+})
 const topicHistory = new TopicHistory(log, {
   catchUp: (topic, since) => { connection?.subscribe(topic, { since, tag: openings }) },
   connected: () => connection !== undefined,
@@ -83,15 +90,13 @@ const connectionHooks = {
         if (open) topicHistory.message(frame)
         topicList.received(frame.topic, [frame])
         break
+      // Who comes and goes shows in the list of who is here, not in the log: every reload
+      // of someone's page would otherwise write a line there for everyone.
       case 'joined':
-        if (!open) break
-        members.joined(frame.user)
-        log.notice(`${frame.user} joined`)
+        if (open) members.joined(frame.user)
         break
       case 'left':
-        if (!open) break
-        members.left(frame.user)
-        log.notice(`${frame.user} left`)
+        if (open) members.left(frame.user)
         break
       case 'error':
         log.notice(`The server says: ${frame.message}`)
@@ -136,6 +141,7 @@ function showUser (user) {
   log.me = user.name
   members.me = user.name
   userName.textContent = user.name
+  userName.title = user.name
   sessionHint.held = true
 }
 
@@ -146,6 +152,7 @@ function showTopic () {
   members.clear()
   composer.showTopic(topic)
   roomTitle.textContent = `#${topic}`
+  roomTitle.title = `#${topic}`
   topicList.openTopic(topic)
 }
 

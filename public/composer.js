@@ -3,8 +3,19 @@ import { byId } from './dom.js'
 
 /**
  * The composer: Enter sends, Shift+Enter is a new line. A sent message shows at once in the
- * log as pending, and turns into the stored message when its ack comes.
+ * log as pending, and turns into the stored message when its ack comes. As the text nears the
+ * server's limit (maxMessageChars, from /protocol.js), a counter says how much is left.
  */
+
+/** The counter shows from this share of the limit on. */
+const countFromShare = 0.9
+
+/** The length the server counts: code points (a string's iterator yields one per code point) of what is sent. */
+function sentLength (value) {
+  return [...value.trimEnd()].length
+}
+
+const plural = (count, word) => `${count} ${word}${count === 1 ? '' : 's'}`
 
 export class Composer {
   /**
@@ -18,6 +29,7 @@ export class Composer {
     this.form = byId('composer')
     this.input = byId('message-input')
     this.error = byId('composer-error')
+    this.count = byId('composer-count')
     /** @type {Map<string, HTMLLIElement>} the log item of each message in the outbox, by ref */
     this.pendingItems = new Map()
 
@@ -27,7 +39,10 @@ export class Composer {
       event.preventDefault()
       this.form.requestSubmit()
     })
-    this.input.addEventListener('input', () => { this.showError('') })
+    this.input.addEventListener('input', () => {
+      this.showError('')
+      this.showCount()
+    })
     this.form.addEventListener('submit', (event) => {
       event.preventDefault()
       this.send()
@@ -76,8 +91,7 @@ export class Composer {
   send () {
     const text = this.input.value.trimEnd()
     if (text.trim() === '') return
-    // Code points, as the server counts them: a string's iterator yields one per code point.
-    const length = [...text].length
+    const length = sentLength(text)
     if (length > maxMessageChars) {
       this.showError(`A message is at most ${maxMessageChars} characters; this one has ${length}.`)
       return
@@ -87,7 +101,17 @@ export class Composer {
     // Its ack cannot come before this: it answers a frame sent over the network.
     this.pendingItems.set(entry.ref, this.log.addPending(text))
     this.input.value = ''
+    this.showCount()
     this.input.focus()
+  }
+
+  /** @private Characters left before the limit, once the text is near it; how many too many past it. */
+  showCount () {
+    const length = sentLength(this.input.value)
+    const left = maxMessageChars - length
+    this.count.hidden = length < maxMessageChars * countFromShare
+    this.count.classList.toggle('over', left < 0)
+    this.count.textContent = left >= 0 ? `${plural(left, 'character')} left` : `${plural(-left, 'character')} too many`
   }
 
   /** @private */

@@ -135,6 +135,13 @@ export class ChatConnection {
     this.sendSubscription({ topic, since, tag, failures: 0 })
   }
 
+  /** The socket no longer carries `topic` (left by the reader); a new socket never subscribes it. */
+  unsubscribe (topic) {
+    if (!this.has(topic)) return
+    this.topics.delete(topic)
+    this.send({ type: 'unsubscribe', topic })
+  }
+
   /** Queues a message; it is sent now if the socket is open, else as soon as one is. */
   publish (topic, text) {
     /** @type {OutboxEntry} */

@@ -65,6 +65,7 @@ export class Members {
       const label = document.createElement('span')
       label.className = 'member-name'
       label.textContent = name
+      label.title = name
       item.append(avatar, label)
       if (name === this.me) {
         const you = document.createElement('span')

@@ -2,7 +2,7 @@ import { appendWithLinks } from './links.js'
 
 /**
  * The message log of one topic: messages in id order, each id once, the reader's own
- * messages pending until acknowledged, and notices (joined, left). Every piece of user
+ * messages pending until acknowledged, and notices (the server's errors). Every piece of user
  * data goes in as text nodes, never as HTML; web addresses become links (links.js).
  */
 
@@ -54,14 +54,26 @@ export class MessageLog {
     this.me = ''
     /** Whether the reader was at the bottom when last seen scrolling. */
     this.pinned = true
+    /** @type {number | undefined} the unread messages begin after this id; undefined: no line */
+    this.unreadAfter = undefined
+    /** @type {HTMLLIElement | undefined} */
+    this.unreadLine = undefined
     scroller.addEventListener('scroll', () => { this.pinned = this.atBottom }, { passive: true })
-    // A log at the bottom stays there when its box shrinks (a phone's keyboard opening).
-    new ResizeObserver(() => { if (this.pinned) this.scrollToBottom() }).observe(scroller)
+    // A log at the bottom stays there when its box shrinks (a phone's keyboard opening) and when
+    // what it holds grows without a scroll: a line above the messages showing once they are in
+    // ("This is the start of …"), a font arriving. Scroll anchoring does not cover a log that
+    // did not scroll before, so a log that has just begun to overflow would hide its last message.
+    const keepAtBottom = new ResizeObserver(() => { if (this.pinned) this.scrollToBottom() })
+    keepAtBottom.observe(scroller)
+    for (const part of scroller.children) keepAtBottom.observe(part)
   }
 
   clear () {
     this.list.replaceChildren()
     this.byId.clear()
+    this.unreadAfter = undefined
+    // What comes next starts at the bottom.
+    this.pinned = true
   }
 
   get oldestId () {
@@ -100,9 +112,22 @@ export class MessageLog {
       this.place(item, message.id)
       this.regroup(item)
     }
+    this.placeUnreadLine()
     this.list.setAttribute('aria-busy', 'false')
     if (options.older) this.scroller.scrollTop = this.scroller.scrollHeight - fromBottom
     else if (follow) this.scrollToBottom()
+  }
+
+  /**
+   * Draws the line where the unread messages begin: before the first message after `readId`,
+   * now and as older or newer messages come in.
+   * @param {number} readId
+   */
+  markUnread (readId) {
+    const follow = this.atBottom
+    this.unreadAfter = readId
+    this.placeUnreadLine()
+    if (follow) this.scrollToBottom()
   }
 
   /** The reader's own message, shown at once and marked pending until its ack. */
@@ -149,13 +174,29 @@ export class MessageLog {
     this.regroup(item)
   }
 
-  /** A line that is not a message: someone joined or left. */
+  /** A line that is not a message: what the server said went wrong. */
   notice (text) {
     const follow = this.atBottom
     const item = element('li', 'notice')
     item.append(element('span', 'notice-text', text), timeElement(new Date().toISOString()))
     this.list.append(item)
     if (follow) this.scrollToBottom()
+  }
+
+  /** @private */
+  placeUnreadLine () {
+    if (this.unreadAfter === undefined) return
+    this.unreadLine ??= element('li', 'unread-line', 'New messages')
+    let first
+    for (const [id, item] of this.byId) {
+      if (id > this.unreadAfter && (first === undefined || id < Number(first.dataset.id))) first = item
+    }
+    if (first === undefined || first.previousElementSibling === this.unreadLine) return
+    const after = this.unreadLine.nextElementSibling
+    this.list.insertBefore(this.unreadLine, first)
+    // A message right after the line starts afresh; the one it left may continue its predecessor again.
+    this.regroup(first)
+    this.regroup(after)
   }
 
   /** @private */
@@ -166,7 +207,9 @@ export class MessageLog {
     const avatar = element('span', 'avatar', [...author][0]?.toUpperCase() ?? '?')
     avatar.setAttribute('aria-hidden', 'true')
     const meta = element('div', 'meta')
-    meta.append(element('span', 'author', author))
+    const name = element('span', 'author', author)
+    name.title = author
+    meta.append(name)
     const body = element('div', 'body')
     const paragraph = element('p', 'text')
     appendWithLinks(paragraph, text)
@@ -183,7 +226,8 @@ export class MessageLog {
     const meta = item.querySelector('.meta')
     meta.querySelector('time')?.remove()
     meta.querySelector('.author').after(timeElement(at))
-    if (item.classList.contains('own')) this.setStatus(item, 'Sent')
+    // Stored: nothing to say any more. Only a pending or failed message is marked.
+    meta.querySelector('.status')?.remove()
   }
 
   /**

@@ -13,11 +13,22 @@ import { byId } from './dom.js'
  * server then counts fewer unread messages than the topic holds). Every joined topic is
  * subscribed on the page's one socket; its live messages count as unread until it is open
  * in a visible tab.
+ *
+ * Public topics have no membership on the server, so leaving one is this browser's: the
+ * topic is unsubscribed, moves to the other topics, and is no longer joined by the read
+ * position the server keeps for it, until the reader opens it here again. The default
+ * topic, where the page starts, cannot be left.
+ *
+ * Opening a topic with unread messages draws a line where they begin (the `unreadLine`
+ * hook): after the read position the server had before the page moved it, so after a
+ * reload the position is only moved once the server has said where it was.
  */
 
 const joinedTopicsKey = 'canopy.joinedTopics'
 /** What this page kept before topics were joined: the topics visited last, joined now. */
 const recentTopicsKey = 'canopy.recentTopics'
+/** The topics the reader left in this browser: their read position on the server no longer joins them. */
+const leftTopicsKey = 'canopy.leftTopics'
 /** While connected and visible, the list is asked for again this often, for topics new to the reader. */
 const refreshMs = 60_000
 /** The tag of a subscribe for an unread count, not for the open topic's log. */
@@ -28,19 +39,34 @@ export const countingTag = 'counting'
  * @property {number | undefined} lastId the newest message known: 0 for a topic known to be empty, undefined when unknown
  * @property {number} unread
  * @property {Set<number>} counted messages counted as unread after the server's last count
+ * @property {number | undefined} readId the reader's read position as the server last said it (0: not known,
+ *   older than every unread message counted), or as moved here since; undefined while unknown or never read
  * @property {number} readTo the newest message the reader has been shown and the server told of
  * @property {number} readSent the newest one the server has confirmed
  * @property {boolean} sending a PUT …/read is on its way
  */
 
-function storedJoinedTopics () {
-  for (const key of [joinedTopicsKey, recentTopicsKey]) {
+/** The first of these keys that holds a list of topic names. */
+function storedTopics (...keys) {
+  for (const key of keys) {
     try {
       const topics = JSON.parse(storage.get(key) ?? 'null')
       if (Array.isArray(topics)) return topics.filter((topic) => typeof topic === 'string' && topicPattern.test(topic))
     } catch { /* a damaged list starts afresh */ }
   }
   return []
+}
+
+/** The × of a close button, as in index.html. */
+function crossIcon () {
+  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg')
+  svg.setAttribute('class', 'icon')
+  svg.setAttribute('viewBox', '0 0 24 24')
+  svg.setAttribute('aria-hidden', 'true')
+  const path = document.createElementNS('http://www.w3.org/2000/svg', 'path')
+  path.setAttribute('d', 'M6 6l12 12M18 6L6 18')
+  svg.append(path)
+  return svg
 }
 
 /** An unread count as shown: the server stops counting at maxUnreadCount. */
@@ -50,7 +76,13 @@ function countText (count) {
 
 export class TopicList {
   /**
-   * @param {{ connection: () => import('./connection.js').ChatConnection | undefined, sessionEnded: () => void }} hooks
+   * @param {{
+   *   connection: () => import('./connection.js').ChatConnection | undefined,
+   *   sessionEnded: () => void,
+   *   unreadLine: (topic: string, readId: number) => void,
+   *   leave: (topic: string) => void
+   * }} hooks unreadLine: the open topic's unread messages begin after message `readId`;
+   *   leave: the reader left `topic`, which is the open one: open another
    */
   constructor (hooks) {
     this.hooks = hooks
@@ -62,7 +94,13 @@ export class TopicList {
     /** @type {Map<string, TopicState>} */
     this.topics = new Map()
     /** @type {Set<string>} */
-    this.joined = new Set([defaultTopic, ...storedJoinedTopics()])
+    this.joined = new Set([defaultTopic, ...storedTopics(joinedTopicsKey, recentTopicsKey)])
+    /** @type {Set<string>} */
+    this.left = new Set(storedTopics(leftTopicsKey))
+    /** The server has answered GET /api/topics since the reader logged in: read positions are known. */
+    this.listedOnce = false
+    /** @type {string | undefined} the open topic, whose unread line waits for the server's read position */
+    this.lineAwaited = undefined
     /** The server's topics, most recently active first. @type {string[]} */
     this.listed = []
     /** @type {Map<string, HTMLLIElement>} each topic's item, kept so that focus stays on it across updates */
@@ -73,6 +111,8 @@ export class TopicList {
 
     document.addEventListener('visibilitychange', () => {
       if (!this.reading) return
+      // What came while the tab was hidden is new: the line moves to where it begins.
+      this.showUnreadLine(this.open)
       this.read(this.open)
       this.render()
     })
@@ -90,10 +130,14 @@ export class TopicList {
   reset () {
     this.topics.clear()
     this.joined = new Set([defaultTopic])
+    this.left.clear()
     this.listed = []
     this.open = ''
+    this.listedOnce = false
+    this.lineAwaited = undefined
     storage.remove(joinedTopicsKey)
     storage.remove(recentTopicsKey)
+    storage.remove(leftTopicsKey)
     this.render()
   }
 
@@ -104,12 +148,40 @@ export class TopicList {
   openTopic (topic) {
     this.open = topic
     this.join(topic)
+    this.lineAwaited = undefined
     if (this.reading) {
+      if (this.listedOnce) this.showUnreadLine(topic)
+      else this.lineAwaited = topic
       const state = this.state(topic)
       state.unread = 0
       state.counted.clear()
     }
     this.render()
+  }
+
+  /**
+   * Leaves a joined topic (not the default one): unsubscribed, no longer counted, and kept
+   * out of the joined topics in this browser until it is opened again.
+   * @param {string} topic
+   */
+  leave (topic) {
+    if (topic === defaultTopic || !this.joined.delete(topic)) return
+    this.left.add(topic)
+    this.store()
+    const state = this.topics.get(topic)
+    if (state !== undefined) {
+      state.unread = 0
+      state.counted.clear()
+    }
+    this.hooks.connection()?.unsubscribe(topic)
+    if (topic === this.open) this.hooks.leave(topic)
+    this.render()
+  }
+
+  /** @private Tells of the line where `topic`'s unread messages begin, when it has any. */
+  showUnreadLine (topic) {
+    const state = this.state(topic)
+    if (state.unread > 0 && state.readId !== undefined) this.hooks.unreadLine(topic, state.readId)
   }
 
   /**
@@ -151,6 +223,8 @@ export class TopicList {
    * @param {{ topic: string, history: Array<{ id: number }>, truncated?: true }} frame
    */
   counting (frame) {
+    // Left while the subscribe was on its way.
+    if (!this.joined.has(frame.topic)) return
     this.received(frame.topic, frame.history)
     const last = frame.history.at(-1)
     if (frame.truncated === true && last !== undefined) this.hooks.connection()?.subscribe(frame.topic, { since: last.id, tag: countingTag })
@@ -176,14 +250,24 @@ export class TopicList {
       this.listed = topics.map((topic) => topic.name)
       for (const topic of topics) {
         const state = this.state(topic.name)
+        // A count the server capped says only that the position is further back than the messages counted.
+        // A topic never read has none: all of it is new, and no line is drawn.
+        const serverReadId = topic.unread >= maxUnreadCount ? 0 : topic.lastId - topic.unread
+        const readId = serverReadId > 0 || topic.unread >= maxUnreadCount ? serverReadId : undefined
+        if (topic.name === this.lineAwaited && topic.unread > 0 && readId !== undefined) this.hooks.unreadLine(topic.name, readId)
+        state.readId = state.readTo > 0 ? Math.max(readId ?? 0, state.readTo) : readId
         const after = [...state.counted].filter((id) => id > topic.lastId)
         const read = (this.reading && topic.name === this.open) || topic.lastId <= state.readTo
         state.unread = (read ? 0 : topic.unread) + after.length
         state.counted = new Set(after)
         state.lastId = Math.max(topic.lastId, state.lastId ?? 0)
         // Fewer unread than messages: the reader has a read position, from this device or another.
-        if (topic.unread < Math.min(topic.lastId, maxUnreadCount)) this.join(topic.name)
+        if (topic.unread < Math.min(topic.lastId, maxUnreadCount) && !this.left.has(topic.name)) this.join(topic.name)
       }
+      this.lineAwaited = undefined
+      this.listedOnce = true
+      // Held back until the server had said where the reader was (for the line).
+      if (this.reading) this.read(this.open)
       // A joined topic missing from a list that is not full has no messages yet.
       if (topics.length < maxListedTopics) {
         for (const name of this.joined) {
@@ -220,9 +304,12 @@ export class TopicList {
     const state = this.state(topic)
     state.unread = 0
     state.counted.clear()
-    if (state.lastId === undefined || state.lastId <= state.readTo) return
-    state.readTo = state.lastId
-    void this.sendRead(topic, state)
+    if (state.lastId !== undefined && state.lastId > state.readTo) {
+      state.readTo = state.lastId
+      state.readId = state.lastId
+    }
+    // Not before the server has told the position it had: the line where unread messages begin is drawn from it.
+    if (this.listedOnce && state.readSent < state.readTo) void this.sendRead(topic, state)
   }
 
   /** @private One PUT at a time per topic; the newest position is sent once the one on its way is answered. */
@@ -247,14 +334,21 @@ export class TopicList {
   join (topic) {
     if (this.joined.has(topic)) return
     this.joined.add(topic)
+    this.left.delete(topic)
+    this.store()
+  }
+
+  /** @private */
+  store () {
     storage.set(joinedTopicsKey, JSON.stringify([...this.joined]))
+    storage.set(leftTopicsKey, JSON.stringify([...this.left]))
   }
 
   /** @private @returns {TopicState} */
   state (topic) {
     let state = this.topics.get(topic)
     if (state === undefined) {
-      state = { lastId: undefined, unread: 0, counted: new Set(), readTo: 0, readSent: 0, sending: false }
+      state = { lastId: undefined, unread: 0, counted: new Set(), readId: undefined, readTo: 0, readSent: 0, sending: false }
       this.topics.set(topic, state)
     }
     return state
@@ -307,6 +401,8 @@ export class TopicList {
     const label = document.createElement('span')
     label.className = 'topic-name'
     label.textContent = `#${name}`
+    // Cut with an ellipsis when long: the whole name shows on hover.
+    label.title = `#${name}`
     const badge = document.createElement('span')
     badge.className = 'badge'
     const count = document.createElement('span')
@@ -315,9 +411,25 @@ export class TopicList {
     unread.textContent = ' unread'
     badge.append(count, unread)
     link.append(label, badge)
-    item.append(link)
+    const leave = document.createElement('button')
+    leave.type = 'button'
+    leave.className = 'button ghost icon-button topic-leave'
+    leave.title = `Leave #${name}`
+    leave.setAttribute('aria-label', `Leave #${name}`)
+    leave.append(crossIcon())
+    leave.addEventListener('click', () => { this.leaveFrom(item, name) })
+    item.append(link, leave)
     this.items.set(name, item)
     return item
+  }
+
+  /** @private The reader left by the item's button: the focus goes to the next topic, or to the form. */
+  leaveFrom (item, name) {
+    const list = item.parentElement
+    const index = list === null ? -1 : Array.prototype.indexOf.call(list.children, item)
+    this.leave(name)
+    const next = list?.children[Math.min(index, list.children.length - 1)]?.querySelector('a')
+    ;(next ?? byId('topic-input')).focus()
   }
 
   /** @private */
@@ -327,6 +439,8 @@ export class TopicList {
     if (name === this.open) link.setAttribute('aria-current', 'page')
     else link.removeAttribute('aria-current')
     link.classList.toggle('has-unread', unread > 0)
+    const leave = /** @type {HTMLButtonElement} */ (item.lastElementChild)
+    leave.hidden = !counted || name === defaultTopic
     const badge = /** @type {HTMLElement} */ (link.lastElementChild)
     const count = /** @type {HTMLElement} */ (badge.firstElementChild)
     badge.hidden = unread === 0
