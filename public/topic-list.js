@@ -172,6 +172,8 @@ export class TopicList {
     if (state !== undefined) {
       state.unread = 0
       state.counted.clear()
+      // With the other topics of the server, where it can be opened again, even before the list is asked for again.
+      if ((state.lastId ?? 0) > 0 && !this.listed.includes(topic)) this.listed.unshift(topic)
     }
     this.hooks.connection()?.unsubscribe(topic)
     if (topic === this.open) this.hooks.leave(topic)
