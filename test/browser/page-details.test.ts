@@ -159,8 +159,9 @@ if (chromiumPath === undefined) {
         const scroller = await box(page, '#log-scroller')
         t.ok(last !== undefined && composer !== undefined && scroller !== undefined && last.bottom <= composer.top && last.bottom <= scroller.bottom,
           `the last message (bottom ${last?.bottom}) is fully above the composer (top ${composer?.top})`)
-        const overflow = await page.locator('#log-scroller').evaluate((node) => node.scrollHeight - node.clientHeight)
-        t.ok(overflow > 0, 'the log does overflow')
+        const scroll = await page.locator('#log-scroller').evaluate((node) => ({ overflow: node.scrollHeight - node.clientHeight, top: node.scrollTop }))
+        t.ok(scroll.overflow > 0, 'the log does overflow')
+        t.ok(scroll.top >= scroll.overflow - 1, `the log is scrolled to its end (${scroll.top} of ${scroll.overflow})`)
         await screenshot(page, `${shotDir}/reload-${viewport.width}.png`)
         await page.context().close()
       })
