@@ -1,17 +1,19 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildTestApp, register } from './helpers/app.js'
+import { buildTestApp, register, unhurriedCommits } from './helpers/app.js'
 import { connect, type ChatClient } from './helpers/chat.js'
 import { startPostgres, type TestPostgres } from './helpers/postgres.js'
 import type { ServerFrame } from '../src/protocol.js'
 
 // One client's bad input or bad luck never fails another's publish (issue 14, point 1), and a
-// stalled database never hangs a client (point 2): on a real Postgres server.
+// stalled database never hangs a client (point 2): on a real Postgres server. Only the last
+// test is about the 5 s bound; the others run with bounds of a minute (unhurriedCommits), so
+// that a starved CPU slows them down without answering their publishes `unavailable`.
 
 const roomy = { PUBLISH_RATE: '10000', PUBLISH_BURST: '10000' }
 
-async function appOn (t: Parameters<typeof buildTestApp>[0], postgres: TestPostgres): Promise<FastifyInstance> {
-  return await buildTestApp(t, { DATABASE_URL: postgres.url, ...roomy })
+async function appOn (t: Parameters<typeof buildTestApp>[0], postgres: TestPostgres, settings = unhurriedCommits): Promise<FastifyInstance> {
+  return await buildTestApp(t, { DATABASE_URL: postgres.url, ...roomy }, settings)
 }
 
 /** Sends every publish at once, then collects one answer (ack or error) per publish, the last one per ref. */
@@ -95,7 +97,8 @@ t.test('a repeated ref in a batch does not make the batch one statement per mess
 
 t.test('a stalled database: unavailable in time, nothing stored, /readyz 503, then back', async (t) => {
   const postgres = await startPostgres(t)
-  const app = await appOn(t, postgres)
+  // The bounds of the guarantee, which this test is about.
+  const app = await appOn(t, postgres, {})
   const client = await connect(app, (await register(app)).cookie, { topic: 'lobby' })
   await client.nextOf('subscribed')
   const lock = await postgres.client()
@@ -111,7 +114,12 @@ t.test('a stalled database: unavailable in time, nothing stored, /readyz 503, th
 
   await lock.query('ROLLBACK')
   t.equal((await postgres.admin('SELECT count(*)::int AS n FROM messages')).rows[0].n, 0, 'nothing stored for the refused publishes')
-  const resent = await publishAll(client, 'lobby', [{ text: 'stuck 0', ref: 's0' }])
-  t.equal(resent.get('s0')?.type, 'ack', 'the resend with the same ref is acked once the database is back')
+  // As a client does: resent while answered unavailable (a starved CPU may still exceed a bound).
+  let resent: ServerFrame | undefined
+  for (let attempt = 0; attempt < 10 && (resent === undefined || (resent.type === 'error' && resent.code === 'unavailable')); attempt++) {
+    resent = (await publishAll(client, 'lobby', [{ text: 'stuck 0', ref: 's0' }])).get('s0')
+  }
+  t.equal(resent?.type, 'ack', 'the resend with the same ref is acked once the database is back')
+  t.equal((await postgres.admin('SELECT count(*)::int AS n FROM messages')).rows[0].n, 1, 'stored once')
   t.equal((await app.inject('/readyz')).statusCode, 200, '/readyz is 200 again after a commit')
 })

@@ -53,18 +53,28 @@ async function pgliteTemplate (): Promise<string> {
   return template
 }
 
-/** The very app factory the server uses, closed when the test ends. */
-export async function buildTestApp (t: TestContext, env: Env = {}): Promise<FastifyInstance> {
+/**
+ * The very app factory the server uses, closed when the test ends. `settings` are set on the
+ * configuration the environment gives, for those not read from it (publishQueueWaitMs, …).
+ */
+export async function buildTestApp (t: TestContext, env: Env = {}, settings: Partial<Config> = {}): Promise<FastifyInstance> {
   if (env.DATABASE_URL === undefined && env.DATA_DIR === undefined) {
     const dataDir = tempDir(t)
     cpSync(await pgliteTemplate(), dataDir, { recursive: true })
     env = { ...env, DATA_DIR: dataDir }
   }
-  const app = await buildApp(testConfig(t, env))
+  const app = await buildApp({ ...testConfig(t, env), ...settings })
   t.teardown(async () => { await app.close() })
   await app.ready()
   return app
 }
+
+/**
+ * Settings for buildTestApp where the 5 s bound of a publish (1 s in the queue, 3 s for a
+ * statement) is not what a test tests: a minute each, so a starved CPU (a loaded machine,
+ * tests running side by side) slows the test down but does not turn acks into `unavailable`.
+ */
+export const unhurriedCommits: Partial<Config> = { publishQueueWaitMs: 60_000, statementTimeoutMs: 60_000 }
 
 /** The `name=value` pair of the session cookie a response set, to send back as a Cookie header. */
 export function sessionCookie (response: LightMyRequestResponse): string {
