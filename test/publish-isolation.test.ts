@@ -123,3 +123,27 @@ t.test('a stalled database: unavailable in time, nothing stored, /readyz 503, th
   t.equal((await postgres.admin('SELECT count(*)::int AS n FROM messages')).rows[0].n, 1, 'stored once')
   t.equal((await app.inject('/readyz')).statusCode, 200, '/readyz is 200 again after a commit')
 })
+
+t.test('raised bounds are honoured: publishes held past 5 s by a lock are acked, not unavailable', async (t) => {
+  const postgres = await startPostgres(t)
+  const app = await appOn(t, postgres)
+  const client = await connect(app, (await register(app)).cookie, { topic: 'lobby' })
+  await client.nextOf('subscribed')
+  const lock = await postgres.client()
+  await lock.query('BEGIN')
+  await lock.query('LOCK TABLE messages IN ACCESS EXCLUSIVE MODE')
+  const answers = publishAll(client, 'lobby', Array.from({ length: 5 }, (_, i) => ({ text: `held ${i}`, ref: `h${i}` })))
+  const state = { answered: false }
+  void answers.finally(() => { state.answered = true })
+  // Awaited, not slept: the insert has waited on the lock longer than any default bound
+  // (1 s queued, 3 s statement, 4 s client) allows, so the bounds in force are the raised
+  // ones; with the defaults, the answers come first and show `unavailable`.
+  while (!state.answered) {
+    const { rows } = await postgres.admin(`SELECT count(*)::int AS n FROM pg_stat_activity
+      WHERE application_name = 'canopy' AND wait_event_type = 'Lock' AND now() - query_start > interval '5 seconds'`)
+    if (rows[0].n > 0) break
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  await lock.query('ROLLBACK')
+  t.same([...(await answers).values()].map((frame) => frame.type), Array(5).fill('ack'), 'every publish acked once the lock is gone')
+})
