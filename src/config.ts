@@ -87,6 +87,8 @@ export interface Config {
    */
   publishQueueWaitMs?: number
   statementTimeoutMs?: number
+  /** How long a plugin may take to start (Fastify's pluginTimeout); undefined: Fastify's 10 s. Not read from the environment. */
+  pluginTimeoutMs?: number
 }
 
 export class ConfigError extends Error {
