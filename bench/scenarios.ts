@@ -243,7 +243,7 @@ const definitions: readonly ScenarioDefinition[] = [
     instances: 4,
     // Longer windows: a quiet instance spends only some 25 ticks of /proc's 10 ms in the control.
     full: { topics: 100, subscribers: 200, publishers: 12, measureMs: 6000 },
-    // Starting four instances takes longer than the quick run may grow by (it runs in npm test).
+    // Starting four instances takes longer than the quick run may grow by (CI's bench:quick step).
     quick: undefined
   }
 ]

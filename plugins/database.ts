@@ -12,8 +12,8 @@ declare module 'fastify' {
  * migrations are applied before anything else starts.
  */
 export default fp(async function database (fastify) {
-  const { databaseUrl, dataDir } = fastify.config
-  const db = await openDatabase({ databaseUrl, dataDir })
+  const { databaseUrl, dataDir, statementTimeoutMs } = fastify.config
+  const db = await openDatabase({ databaseUrl, dataDir, statementTimeoutMs })
   try {
     const applied = await db.migrate()
     if (applied.length > 0) fastify.log.info({ migrations: applied }, 'migrations applied')

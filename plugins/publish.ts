@@ -38,8 +38,11 @@ export default fp(async function publish (fastify) {
   const perUser = new PublishLimiter(fastify.db, publishRatePerSecond, publishBurst)
   const inFlight = new Set<Promise<PublishOutcome>>()
   const { topicBus: bus, metrics } = fastify
+  const { publishQueueWaitMs, statementTimeoutMs } = fastify.config
   const queue = new PublishQueue(fastify.db, bus.transport, (message) => { bus.receive(message) },
-    (seconds, batchSize) => { metrics.committed(seconds, batchSize) })
+    (seconds, batchSize) => { metrics.committed(seconds, batchSize) },
+    // The queue gives a statement a second beyond the server's own bound, as the pool does.
+    { maxQueueWaitMs: publishQueueWaitMs, maxStatementWaitMs: statementTimeoutMs === undefined ? undefined : statementTimeoutMs + 1000 })
   fastify.addReadinessCheck('commits', async () => {
     if (queue.stalled) throw new Error('commits stall: a publish statement is running too long or ran out of time')
   })

@@ -88,7 +88,8 @@ export function fastifyOptions (config: Config): FastifyServerOptions {
     bodyLimit: bodyLimitBytes,
     trustProxy: config.trustProxy,
     return503OnClosing: true,
-    forceCloseConnections: 'idle'
+    forceCloseConnections: 'idle',
+    ...(config.pluginTimeoutMs === undefined ? {} : { pluginTimeout: config.pluginTimeoutMs })
   }
 }
 

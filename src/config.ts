@@ -79,6 +79,16 @@ export interface Config {
   presenceGraceSeconds: number
   /** New topics one user may bring into being per hour, across all instances. */
   topicCreatesPerHour: number
+  /**
+   * The bounds of the 5 s guarantee (a publish not committed in time answers `unavailable`),
+   * never read from the environment: undefined is the guarantee's own, 1 s in the publish
+   * queue (src/publish-queue.ts) and 3 s for a statement (src/db/postgres.ts). A test raises
+   * them where the bound is not what it tests, so a starved CPU does not fail it.
+   */
+  publishQueueWaitMs?: number
+  statementTimeoutMs?: number
+  /** How long a plugin may take to start (Fastify's pluginTimeout); undefined: Fastify's 10 s. Not read from the environment. */
+  pluginTimeoutMs?: number
 }
 
 export class ConfigError extends Error {

@@ -18,7 +18,7 @@ export const maxQueueWaitMs = 1000
  * A statement not answered by then (a hung server: the server's own time limit answers
  * sooner) is given up: its publishes are answered `unavailable` and may resend by ref.
  */
-const maxStatementWaitMs = 4000
+export const maxStatementWaitMs = 4000
 /** A statement running longer than this means commits stall (/readyz says 503). */
 const stallAfterMs = 1000
 const sweepEveryMs = 250
@@ -61,6 +61,8 @@ export class PublishQueue {
   /** The last statement ran out of time and none has succeeded since. */
   private timedOut = false
   private readonly sweepTimer: NodeJS.Timeout
+  private readonly maxQueueWaitMs: number
+  private readonly maxStatementWaitMs: number
 
   constructor (
     private readonly db: Queryable,
@@ -68,8 +70,12 @@ export class PublishQueue {
     private readonly notify: NotifyOptions | undefined,
     private readonly delivered: (message: MessageFrame) => void,
     /** Told of every statement, committed or failed: its seconds and its publishes (the metrics). */
-    private readonly statementRan: (seconds: number, batchSize: number) => void = () => {}
+    private readonly statementRan: (seconds: number, batchSize: number) => void = () => {},
+    /** Other bounds than the 5 s guarantee's (a test's, where the bound is not what it tests). */
+    bounds: { maxQueueWaitMs?: number | undefined, maxStatementWaitMs?: number | undefined } = {}
   ) {
+    this.maxQueueWaitMs = bounds.maxQueueWaitMs ?? maxQueueWaitMs
+    this.maxStatementWaitMs = bounds.maxStatementWaitMs ?? maxStatementWaitMs
     this.sweepTimer = setInterval(() => { this.sweep() }, sweepEveryMs).unref()
   }
 
@@ -96,7 +102,7 @@ export class PublishQueue {
   private sweep (): void {
     const now = Date.now()
     let expired = 0
-    while (expired < this.queue.length && now - (this.queue[expired] as QueueEntry).enqueuedMs > maxQueueWaitMs) expired++
+    while (expired < this.queue.length && now - (this.queue[expired] as QueueEntry).enqueuedMs > this.maxQueueWaitMs) expired++
     if (expired === 0) return
     const error = new PublishUnavailableError('the database did not store the message in time')
     for (const entry of this.queue.splice(0, expired)) entry.reject(error)
@@ -134,7 +140,7 @@ export class PublishQueue {
     const sentAt = performance.now()
     try {
       frames = await withTimeout(storeBatch(this.db, batch.map((entry) => entry.message), this.notify),
-        maxStatementWaitMs, 'the database did not answer in time')
+        this.maxStatementWaitMs, 'the database did not answer in time')
         .finally(() => { this.statementRan((performance.now() - sentAt) / 1000, batch.length) })
       this.timedOut = false
     } catch (error) {

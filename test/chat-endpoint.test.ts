@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildTestApp, register, uniqueName } from './helpers/app.js'
+import { buildTestApp, register, uniqueName, unhurriedCommits } from './helpers/app.js'
 import { connect, ticketFor, type ChatClient } from './helpers/chat.js'
 import type { MessageFrame } from '../src/protocol.js'
 
@@ -45,7 +45,7 @@ t.test('the handshake is refused before the upgrade', async (t) => {
 })
 
 t.test('a connection', async (t) => {
-  const app = await buildTestApp(t, { HISTORY_LIMIT: '5' })
+  const app = await buildTestApp(t, { HISTORY_LIMIT: '5' }, unhurriedCommits)
   const alice = await register(app, uniqueName('alice'))
   const bob = await register(app, uniqueName('bob'))
 

@@ -2,7 +2,7 @@ import t from 'tap'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { errorCodes, CloseCode } from '../src/protocol.js'
-import { buildTestApp, register, testConfig } from './helpers/app.js'
+import { buildTestApp, register, testConfig, unhurriedCommits } from './helpers/app.js'
 import { connect, connectTcp, ticketFor, type ChatClient } from './helpers/chat.js'
 import { startInstances } from './helpers/instances.js'
 
@@ -51,7 +51,7 @@ async function messagesAndOthers (client: ChatClient, count: number): Promise<{ 
 
 t.test('two instances count what they do, each on a listener of its own', async (t) => {
   const topic = 'metrics'
-  const { instances: [{ app: a, user: alice }, { app: b, user: bob }] } = await startInstances(t, 2, { METRICS_PORT: '0', MAX_MESSAGE_CHARS: '100' })
+  const { instances: [{ app: a, user: alice }, { app: b, user: bob }] } = await startInstances(t, 2, { METRICS_PORT: '0', MAX_MESSAGE_CHARS: '100' }, unhurriedCommits)
   t.not(a.metricsUrl, b.metricsUrl, 'a listener per instance')
   t.equal((await a.inject({ url: '/metrics' })).statusCode, 404, 'never on PORT')
 

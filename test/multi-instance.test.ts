@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { connect, type ChatClient } from './helpers/chat.js'
 import { startInstances } from './helpers/instances.js'
+import { unhurriedCommits } from './helpers/app.js'
 import { CloseCode, type MessageFrame } from '../src/protocol.js'
 
 /** Collects `count` messages of a topic from a client, failing on a duplicate id. */
@@ -34,7 +35,7 @@ async function publishUntilAcked (client: ChatClient, app: FastifyInstance, topi
 }
 
 t.test('instances on one Postgres act as one', async (t) => {
-  const { instances: [{ app: a, user: alice }, { app: b, user: bob }, { app: c, user: carol }] } = await startInstances(t, 3)
+  const { instances: [{ app: a, user: alice }, { app: b, user: bob }, { app: c, user: carol }] } = await startInstances(t, 3, {}, unhurriedCommits)
 
   await t.test('a message published on one instance reaches subscribers on all, with presence', async (t) => {
     const onA = await connect(a, alice.cookie, { topic: 'across' })
@@ -92,7 +93,7 @@ t.test('the publish rate limit is per user across instances', async (t) => {
 })
 
 t.test('200 concurrent publishes from each of two instances: every subscriber gets all, once, in order', async (t) => {
-  const { instances: [{ app: a, user: alice }, { app: b, user: bob }] } = await startInstances(t, 2)
+  const { instances: [{ app: a, user: alice }, { app: b, user: bob }] } = await startInstances(t, 2, {}, unhurriedCommits)
   const subscribers = [await connect(a, bob.cookie, { topic: 'load' }), await connect(b, alice.cookie, { topic: 'load' })]
   for (const s of subscribers) await s.nextOf('subscribed')
   const publishers = [await connect(a, alice.cookie, { topic: 'quiet' }), await connect(b, bob.cookie, { topic: 'quiet' })]
@@ -119,7 +120,7 @@ t.test('200 concurrent publishes from each of two instances: every subscriber ge
 })
 
 t.test('LISTEN connections killed while messages are published: nothing lost, nothing twice', async (t) => {
-  const { postgres, instances: [{ app: a, user: alice }, { app: b, user: bob }] } = await startInstances(t, 2)
+  const { postgres, instances: [{ app: a, user: alice }, { app: b, user: bob }] } = await startInstances(t, 2, {}, unhurriedCommits)
   const watchers = [await connect(a, bob.cookie, { topic: 'kill' }), await connect(b, alice.cookie, { topic: 'kill' })]
   for (const w of watchers) await w.nextOf('subscribed')
   const publishers = [await connect(a, alice.cookie, { topic: 'quiet' }), await connect(b, bob.cookie, { topic: 'quiet' })]
@@ -143,7 +144,7 @@ t.test('LISTEN connections killed while messages are published: nothing lost, no
 })
 
 t.test("one instance's LISTEN killed while another publishes: it catches up from the table", async (t) => {
-  const { postgres, instances: [{ app: a, user: alice }, { app: b, user: bob }] } = await startInstances(t, 2)
+  const { postgres, instances: [{ app: a, user: alice }, { app: b, user: bob }] } = await startInstances(t, 2, {}, unhurriedCommits)
   const watcher = await connect(b, bob.cookie, { topic: 'deaf' })
   await watcher.nextOf('subscribed')
   const publisher = await connect(a, alice.cookie, { topic: 'quiet' })

@@ -60,13 +60,13 @@ export class DatabaseUnreachableError extends Error {
 /** int8 as a JS number: message ids and counts stay far below 2^53. */
 export const parseInt8 = (value: string): number => Number(value)
 
-export async function openDatabase (options: { databaseUrl?: string | undefined, dataDir: string }): Promise<Database> {
+export async function openDatabase (options: { databaseUrl?: string | undefined, dataDir: string, statementTimeoutMs?: number | undefined }): Promise<Database> {
   if (options.databaseUrl === undefined) {
     const { openPglite } = await import('./pglite.js')
     return await openPglite(options.dataDir)
   }
   const { openPostgres } = await import('./postgres.js')
-  return await openPostgres(options.databaseUrl)
+  return await openPostgres(options.databaseUrl, { statementTimeoutMs: options.statementTimeoutMs })
 }
 
 /** Where a URL points, without its password, for error messages and logs. */

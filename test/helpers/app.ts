@@ -25,7 +25,10 @@ export function tempDir (t: TestContext, prefix = 'canopy-test-'): string {
 /** The configuration a test app runs with: quiet, on its own data directory unless given one. */
 export function testConfig (t: TestContext, env: Env = {}): Config {
   // No keep-alive unless a test asks: injectWS's in-memory client does not answer pings.
-  return loadConfig({ LOG_LEVEL: 'silent', KEEPALIVE_INTERVAL: '0', DATA_DIR: env.DATA_DIR ?? tempDir(t), ...env })
+  const config = loadConfig({ LOG_LEVEL: 'silent', KEEPALIVE_INTERVAL: '0', DATA_DIR: env.DATA_DIR ?? tempDir(t), ...env })
+  // No limit on a plugin's start-up (Fastify's 10 s): on a starved CPU, opening and migrating
+  // a database takes longer, and start-up time is not what a test tests (tap's timeout is).
+  return { ...config, pluginTimeoutMs: 0 }
 }
 
 /**
@@ -53,18 +56,28 @@ async function pgliteTemplate (): Promise<string> {
   return template
 }
 
-/** The very app factory the server uses, closed when the test ends. */
-export async function buildTestApp (t: TestContext, env: Env = {}): Promise<FastifyInstance> {
+/**
+ * The very app factory the server uses, closed when the test ends. `settings` are set on the
+ * configuration the environment gives, for those not read from it (publishQueueWaitMs, …).
+ */
+export async function buildTestApp (t: TestContext, env: Env = {}, settings: Partial<Config> = {}): Promise<FastifyInstance> {
   if (env.DATABASE_URL === undefined && env.DATA_DIR === undefined) {
     const dataDir = tempDir(t)
     cpSync(await pgliteTemplate(), dataDir, { recursive: true })
     env = { ...env, DATA_DIR: dataDir }
   }
-  const app = await buildApp(testConfig(t, env))
+  const app = await buildApp({ ...testConfig(t, env), ...settings })
   t.teardown(async () => { await app.close() })
   await app.ready()
   return app
 }
+
+/**
+ * Settings for buildTestApp where the 5 s bound of a publish (1 s in the queue, 3 s for a
+ * statement) is not what a test tests: a minute each, so a starved CPU (a loaded machine,
+ * tests running side by side) slows the test down but does not turn acks into `unavailable`.
+ */
+export const unhurriedCommits: Partial<Config> = { publishQueueWaitMs: 60_000, statementTimeoutMs: 60_000 }
 
 /** The `name=value` pair of the session cookie a response set, to send back as a Cookie header. */
 export function sessionCookie (response: LightMyRequestResponse): string {

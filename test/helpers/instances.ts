@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import type { Config } from '../../src/config.js'
 import { buildTestApp, register, type Env, type TestContext } from './app.js'
 import { startPostgres, type TestPostgres } from './postgres.js'
 
@@ -18,9 +19,9 @@ export type Instances<Count extends number, Built extends Instance[] = []> =
 /**
  * Starts `count` instances on one fresh Postgres, in order, with one SESSION_SECRET, and
  * logs a user in on each. Rate limits are out of the way and messages may be long unless
- * `env` says otherwise.
+ * `env` says otherwise; `settings` as buildTestApp's (e.g. unhurriedCommits).
  */
-export async function startInstances<Count extends number> (t: TestContext, count: Count, env: Env = {}): Promise<{ postgres: TestPostgres, instances: Instances<Count> }> {
+export async function startInstances<Count extends number> (t: TestContext, count: Count, env: Env = {}, settings: Partial<Config> = {}): Promise<{ postgres: TestPostgres, instances: Instances<Count> }> {
   const postgres = await startPostgres(t)
   const instances: Instance[] = []
   for (let i = 0; i < count; i++) {
@@ -31,7 +32,7 @@ export async function startInstances<Count extends number> (t: TestContext, coun
       PUBLISH_BURST: '10000',
       MAX_MESSAGE_CHARS: '30000',
       ...env
-    })
+    }, settings)
     instances.push({ app, user: await register(app) })
   }
   return { postgres, instances: instances as Instances<Count> }
