@@ -847,3 +847,19 @@ t.test('compose.yaml gives the nginx template every value it uses', async (t) =>
   t.match(compose, /- \.\/deploy\/postgres\/canopy-role\.sql:\/canopy\/canopy-role\.sql:ro/, 'from the SQL this test runs')
   t.match(readFileSync(join(root, 'deploy', 'postgres', 'init-canopy-role.sh'), 'utf8'), /-f \/canopy\/canopy-role\.sql/, 'where the init script reads it')
 })
+
+const systemdAnalyze = findTool('systemd-analyze')
+
+t.test('the systemd unit passes systemd-analyze verify', { skip: systemdAnalyze === undefined ? 'skipped: systemd-analyze is not installed (Debian\'s systemd package)' : false }, async (t) => {
+  if (systemdAnalyze === undefined) return
+  const dir = tempDir(t, 'canopy-systemd-')
+  cpSync(join(root, 'deploy', 'systemd', 'canopy@.service'), join(dir, 'canopy@.service'))
+  // An instance of the template, as `systemctl start canopy@8801` makes it.
+  const verified = spawnSync(systemdAnalyze, ['verify', join(dir, 'canopy@8801.service')], { encoding: 'utf8' })
+  t.equal(verified.status, 0, 'exit 0')
+  t.equal(verified.stderr.split('\n').filter((line) => line.includes('canopy@')).join('\n'), '', 'no complaint about the unit')
+  const unit = readFileSync(join(root, 'deploy', 'systemd', 'canopy@.service'), 'utf8')
+  for (const setting of [/^User=canopy$/m, /^EnvironmentFile=\/etc\/canopy\/canopy\.env$/m, /^Restart=always$/m, /^StandardOutput=journal$/m, /^Environment=NODE_ENV=production PORT=%i$/m]) {
+    t.match(unit, setting)
+  }
+})
