@@ -3,7 +3,7 @@
 # production dependencies only. compose.yaml runs it (docs/deploy.md); test/deploy.test.ts
 # replays this file's COPY and npm steps outside a container.
 
-# Node 22: a production dependency (cookie, under @fastify/cookie) asks for it.
+# Node 22 LTS; Canopy runs on 20.19+ as well (package.json's engines; the README says what is tested).
 ARG NODE_IMAGE=node:22-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
@@ -17,6 +17,8 @@ COPY plugins plugins/
 RUN npm run build
 
 FROM ${NODE_IMAGE}
+# HOST only: the metrics listener (METRICS_PORT, off unless set) binds METRICS_HOST, 127.0.0.1
+# unless set, so that metrics are never served where the app is; docs/deploy.md says how to scrape.
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=8800
 WORKDIR /app
 COPY package.json package-lock.json ./

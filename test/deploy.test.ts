@@ -1,16 +1,18 @@
 import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { accessSync, chmodSync, constants, cpSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import type { IncomingHttpHeaders } from 'node:http'
-import { request as httpRequest } from 'node:http'
+import { createServer as createHttpServer, request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { connect as netConnect, createServer, type AddressInfo } from 'node:net'
 import { dirname, join, posix } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
+import pg from 'pg'
 import t, { type Test } from 'tap'
-import { WebSocket } from 'ws'
+import { WebSocket, WebSocketServer } from 'ws'
 import type { MessageFrame, ServerFrame } from '../src/protocol.js'
 import { tempDir } from './helpers/app.js'
 import { ChatClient } from './helpers/chat.js'
@@ -140,6 +142,8 @@ interface Balancer {
   origin: string
   /** The self-signed certificate, trusted by this test's clients. */
   ca: Buffer
+  /** nginx's access log, as the template writes it. */
+  accessLog: string
   stop: () => Promise<void>
 }
 
@@ -163,7 +167,7 @@ async function startBalancer (t: Test, nginx: string, openssl: string, upstreams
   for (let attempt = 1; ; attempt++) {
     const [httpPort, httpsPort] = [await freePort(), await freePort()]
     const stop = await startNginx(t, nginx, dir, { httpPort, httpsPort, certificate, key, upstreams })
-    if (stop !== undefined) return { httpPort, httpsPort, origin: `https://localhost:${httpsPort}`, ca: readFileSync(certificate), stop }
+    if (stop !== undefined) return { httpPort, httpsPort, origin: `https://localhost:${httpsPort}`, ca: readFileSync(certificate), accessLog: join(dir, 'access.log'), stop }
     if (attempt === 5) throw new Error('nginx found its ports taken five times')
   }
 }
@@ -178,15 +182,21 @@ async function startNginx (t: Test, nginx: string, dir: string, site: { httpPort
     CANOPY_HTTP_PORT: String(httpPort),
     CANOPY_HTTPS_PORT: String(httpsPort),
     CANOPY_TLS_CERTIFICATE: certificate,
-    CANOPY_TLS_CERTIFICATE_KEY: key
+    CANOPY_TLS_CERTIFICATE_KEY: key,
+    CANOPY_ACCESS_LOG: join(dir, 'access.log')
   }))
   const main = join(dir, 'nginx.conf')
   writeFileSync(main, [
     'worker_processes 1;',
     'events { worker_connections 256; }',
     'http {',
-    `  access_log ${join(dir, 'access.log')};`,
+    // The main config's own log, in nginx's default format (the request line in full): the
+    // template's servers must log elsewhere, in their own format.
+    `  access_log ${join(dir, 'main-access.log')};`,
     ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((kind) => `  ${kind}_temp_path ${join(dir, kind)};`),
+    // Another site on the HTTP port, included first, as Debian's stock site is: the
+    // template's server must answer there all the same.
+    `  server { listen ${httpPort}; server_name _; return 200 'the stock site'; }`,
     `  include ${siteFile};`,
     '}',
     ''
@@ -395,6 +405,47 @@ class Chatter {
   }
 }
 
+/**
+ * A psql script run as psql runs it, for what deploy/postgres/canopy-role.sql uses: `-v`
+ * variables as :'literal' and :"identifier", statements ending a line with `;`, `\connect`.
+ * No psql comes with the embedded Postgres.
+ */
+async function runPsqlScript (script: string, variables: Record<string, string>, serverUrl: string, database: string): Promise<void> {
+  const interpolate = (text: string): string => text.replace(/:(['"])(\w+)\1/g, (_, quote: string, name: string) => {
+    const value = variables[name]
+    if (value === undefined) throw new Error(`the script uses :${name}, which is not set`)
+    return quote + value.replaceAll(quote, quote + quote) + quote
+  })
+  const connect = async (name: string): Promise<pg.Client> => {
+    const url = new URL(serverUrl)
+    url.pathname = `/${name}`
+    const client = new pg.Client({ connectionString: url.href })
+    await client.connect()
+    return client
+  }
+  let client = await connect(database)
+  try {
+    let statement = ''
+    for (const line of script.split('\n')) {
+      if (line.trim().startsWith('--') || line.trim() === '') continue
+      const meta = /^\\(?:connect|c)\s+(.+)$/.exec(line.trim())
+      if (meta?.[1] !== undefined) {
+        await client.end()
+        client = await connect(interpolate(meta[1]).replace(/^"(.*)"$/, '$1'))
+        continue
+      }
+      statement += `${line}\n`
+      if (line.trimEnd().endsWith(';')) {
+        await client.query(interpolate(statement))
+        statement = ''
+      }
+    }
+    if (statement.trim() !== '') throw new Error(`a statement without its ;: ${statement}`)
+  } finally {
+    await client.end()
+  }
+}
+
 const nginx = findTool('nginx')
 const openssl = findTool('openssl')
 const noTools = nginx === undefined
@@ -404,11 +455,25 @@ const noTools = nginx === undefined
 t.test('two instances behind the committed nginx config chat over TLS, and one stopping loses nothing', { skip: noTools }, async (t) => {
   if (nginx === undefined || openssl === undefined) return
   const postgres = await startPostgres(t)
-  const env = { NODE_ENV: 'production', SESSION_SECRET: 'a-session-secret-of-forty-characters-000', TRUST_PROXY: '127.0.0.1', DATABASE_URL: postgres.url, DATA_DIR: tempDir(t) }
+  // As the Postgres container's init does: Canopy's own role, owner of its database and no
+  // more. The instances and migrate log in as it, never as a superuser.
+  const role = `canopy_${randomBytes(4).toString('hex')}`
+  const database = new URL(postgres.url).pathname.slice(1)
+  await runPsqlScript(readFileSync(join(root, 'deploy', 'postgres', 'canopy-role.sql'), 'utf8'), { role, password: 'a role\'s "password"', database }, postgres.url, 'postgres')
+  const appUrl = new URL(postgres.url)
+  appUrl.username = role
+  appUrl.password = encodeURIComponent('a role\'s "password"')
+  const asRole = new pg.Client({ connectionString: appUrl.href })
+  await asRole.connect()
+  t.teardown(async () => { await asRole.end() })
+  t.same((await asRole.query('SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user')).rows, [{ rolsuper: false, rolcreaterole: false, rolcreatedb: false }], 'the role is no superuser, makes no roles, no databases')
+  await t.rejects(asRole.query('CREATE ROLE intruder'), /permission denied/, 'CREATE ROLE is refused to it')
+  const env = { NODE_ENV: 'production', SESSION_SECRET: 'a-session-secret-of-forty-characters-000', TRUST_PROXY: '127.0.0.1', DATABASE_URL: appUrl.href, DATA_DIR: tempDir(t) }
 
   // As compose does: the one-shot migrate, then the instances.
   const migrate = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/migrate.ts'], { cwd: root, env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8' })
   t.equal(migrate.status, 0, 'migrated first', { stderr: migrate.stderr })
+  t.same((await postgres.admin('SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = \'public\'')).rows, [{ tableowner: role }], 'as the role, which owns the tables')
   const instances = [startInstance(t, env), startInstance(t, env)]
   const urls = await Promise.all(instances.map(async (instance) => await instance.listening))
   const balancer = await startBalancer(t, nginx, openssl, urls.map((url) => new URL(url).host))
@@ -498,6 +563,123 @@ t.test('two instances behind the committed nginx config chat over TLS, and one s
   bobOn.child.kill('SIGTERM')
   t.same(await bobOn.exited, [0, null], 'the other instance stops cleanly too')
   t.equal(await bobClosed, 1001, 'closing bob\'s socket with 1001')
+
+  const accessLog = readFileSync(balancer.accessLog, 'utf8')
+  t.match(accessLog, /"GET \/chat HTTP\/1\.1" 101 /, 'nginx logged the sockets by their path')
+  t.notOk(sessions.some((session) => accessLog.includes(session.ticket)), 'and no ticket')
+})
+
+/** A stand-in instance on 127.0.0.1: counts what reaches it and answers as `answer` says. */
+async function standIn (t: Test, name: string, answer: 'ok' | 'shutting-down'): Promise<{ address: string, requests: string[] }> {
+  const requests: string[] = []
+  const sockets = new WebSocketServer({ noServer: true })
+  const server = createHttpServer((req, res) => {
+    requests.push(`${req.method ?? ''} ${req.url ?? ''}`)
+    if (answer === 'ok') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ instance: name }))
+    } else {
+      // As Fastify answers while it closes (return503OnClosing), or an instance that is not ready.
+      res.writeHead(503, { 'content-type': 'application/json', connection: 'close' }).end('{"error":"unavailable","message":"Service unavailable; try again"}')
+    }
+  })
+  server.on('upgrade', (req, socket, head) => {
+    requests.push(`UPGRADE ${req.url ?? ''}`)
+    if (answer === 'ok') {
+      sockets.handleUpgrade(req, socket, head, (ws) => { ws.send(name) })
+    } else {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+    }
+  })
+  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+  t.teardown(async () => {
+    for (const client of sockets.clients) client.terminate()
+    server.closeAllConnections()
+    await new Promise((resolve) => { server.close(resolve) })
+  })
+  return { address: `127.0.0.1:${(server.address() as AddressInfo).port}`, requests }
+}
+
+/** What `openssl s_client` makes of a TLS handshake with these options. */
+function handshake (openssl: string, port: number, options: string[]): { ok: boolean, output: string } {
+  const run = spawnSync(openssl, ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'localhost', ...options], { input: '', encoding: 'utf8', timeout: 30_000 })
+  const output = run.stdout + run.stderr
+  return { ok: run.status === 0 && /^\s*Cipher\s*:\s*(?!0000)\S+/m.test(output), output }
+}
+
+t.test('the committed nginx config, in front of stand-in instances: retries, errors, logs, TLS, default server', { skip: noTools }, async (t) => {
+  if (nginx === undefined || openssl === undefined) return
+
+  t.test('an instance that answers 503 (shutting down) is passed over: the request goes to the next', async (t) => {
+    const down = await standIn(t, 'down', 'shutting-down')
+    const up = await standIn(t, 'up', 'ok')
+    const balancer = await startBalancer(t, nginx, openssl, [down.address, up.address])
+    const site = `https://localhost:${balancer.httpsPort}`
+    // Until the instance that is going away has been asked once (round robin asks it first).
+    while (down.requests.length === 0) {
+      const reply = await call(`${site}/api/topics/lobby/read`, { method: 'PUT', json: { id: 1 }, ca: balancer.ca })
+      t.equal(reply.status, 200, 'a PUT …/read is answered by the instance still up')
+      t.same(JSON.parse(reply.body), { instance: 'up' })
+    }
+    t.same(down.requests, ['PUT /api/topics/lobby/read'], 'after the other answered it 503')
+
+    const downToo = await standIn(t, 'down', 'shutting-down')
+    const upToo = await standIn(t, 'up', 'ok')
+    const second = await startBalancer(t, nginx, openssl, [downToo.address, upToo.address])
+    while (downToo.requests.length === 0) {
+      const socket = new WebSocket(`wss://localhost:${second.httpsPort}/chat?ticket=x`, { ca: second.ca, family: 4, localAddress: clientAddress })
+      const first = await new Promise<string>((resolve, reject) => {
+        socket.once('message', (data: Buffer) => { resolve(data.toString()) })
+        socket.once('unexpected-response', (_request, response) => { reject(new Error(`refused with ${response.statusCode ?? 0}`)) })
+        socket.once('error', reject)
+      })
+      t.equal(first, 'up', 'a /chat upgrade opens on the instance still up')
+      socket.close()
+    }
+    t.same(downToo.requests, ['UPGRADE /chat?ticket=x'], 'after the other refused it with 503')
+  })
+
+  t.test('with every instance down: Canopy\'s JSON 503, no nginx version; the access log has no query strings', async (t) => {
+    const balancer = await startBalancer(t, nginx, openssl, [`127.0.0.1:${await freePort()}`, `127.0.0.1:${await freePort()}`])
+    const site = `https://localhost:${balancer.httpsPort}`
+    const reply = await call(`${site}/api/me`, { ca: balancer.ca })
+    t.equal(reply.status, 503, '503')
+    t.match(reply.headers['content-type'], /^application\/json/, 'as JSON')
+    t.same(JSON.parse(reply.body), { error: 'unavailable', message: 'Service unavailable; try again' }, 'the body an instance gives for 503')
+    t.equal(reply.headers['retry-after'], '5', 'with Retry-After')
+    t.notMatch(JSON.stringify(reply.headers) + reply.body, /nginx\/\d|<html/i, 'no version, no HTML page')
+
+    const secret = 'the-ticket-of-a-socket'
+    const refused = await refusedWith(new WebSocket(`wss://localhost:${balancer.httpsPort}/chat?ticket=${secret}&topic=lobby`, { ca: balancer.ca, family: 4, localAddress: clientAddress }))
+    t.equal(refused, 503, 'a /chat upgrade gets 503 too')
+    const redirect = await call(`http://localhost:${balancer.httpPort}/chat?ticket=${secret}`)
+    t.equal(redirect.status, 301)
+
+    // nginx writes a request's log line once it has answered it: both are answered.
+    const log = readFileSync(balancer.accessLog, 'utf8')
+    t.match(log, /"GET \/chat HTTP\/1\.1" 503 /, 'the upgrade is logged by its path')
+    t.match(log, /"GET \/chat HTTP\/1\.1" 301 /, 'so is the plain HTTP request')
+    t.notMatch(log, /ticket/, 'without its query string')
+    t.equal(readFileSync(join(dirname(balancer.accessLog), 'main-access.log'), 'utf8'), '', 'nothing goes to the main config\'s log, in nginx\'s default format')
+  })
+
+  t.test('TLS 1.2 offers only forward-secret suites; plain HTTP redirects whatever the Host', async (t) => {
+    const up = await standIn(t, 'up', 'ok')
+    const balancer = await startBalancer(t, nginx, openssl, [up.address, up.address])
+    const staticRsa = handshake(openssl, balancer.httpsPort, ['-tls1_2', '-cipher', 'kRSA'])
+    t.notOk(staticRsa.ok, 'a TLS 1.2 client offering only static-RSA key exchange is refused', { output: staticRsa.output })
+    const cbc = handshake(openssl, balancer.httpsPort, ['-tls1_2', '-cipher', 'ECDHE+SHA1:ECDHE+SHA256:ECDHE+SHA384:!AESGCM:!CHACHA20'])
+    t.notOk(cbc.ok, 'so is one offering only CBC suites', { output: cbc.output })
+    const ecdhe = handshake(openssl, balancer.httpsPort, ['-tls1_2', '-cipher', 'ECDHE'])
+    t.ok(ecdhe.ok, 'ECDHE over TLS 1.2 is taken', { output: ecdhe.output })
+    t.ok(handshake(openssl, balancer.httpsPort, ['-tls1_3']).ok, 'and TLS 1.3')
+    t.notOk(handshake(openssl, balancer.httpsPort, ['-tls1_1']).ok, 'TLS 1.1 is not')
+
+    for (const host of ['chat.example.com', 'localhost']) {
+      const reply = await call(`http://127.0.0.1:${balancer.httpPort}/api/me`, { headers: { host } })
+      t.equal(reply.status, 301, `Host ${host}: the redirect, not the stock site on the same port`)
+      t.equal(reply.headers.location, `https://${host}/api/me`)
+    }
+  })
 })
 
 /** One stage of the Dockerfile: its instructions, continuation lines joined. */
@@ -653,5 +835,31 @@ t.test('compose.yaml gives the nginx template every value it uses', async (t) =>
   for (const n of upstreams) {
     t.match(compose, new RegExp(`\\n  canopy-${n}:\\n`), `a service canopy-${n}`)
     t.match(compose, new RegExp(`CANOPY_INSTANCE_${n}: canopy-${n}:8800\\n`), `the balancer points at canopy-${n}`)
+  }
+  // What every Canopy container (the instances and migrate) shares: the x-canopy block.
+  const shared = /\nx-canopy: &canopy\n((?: {2}.*\n|\s*\n)+)/.exec(compose)?.[1] ?? ''
+  for (const setting of [/\n {2}read_only: true\n/, /\n {2}cap_drop: \[ALL\]\n/, /\n {2}mem_limit: \S+/, /no-new-privileges:true/]) {
+    t.match(`\n${shared}`, setting, `every Canopy container: ${String(setting)}`)
+  }
+  t.match(shared, /DATABASE_URL: postgres:\/\/canopy:\$\{CANOPY_DB_PASSWORD/, 'Canopy logs in as its own role')
+  t.match(compose, /POSTGRES_USER: postgres\n/, 'the superuser is another')
+  t.match(compose, /- \.\/deploy\/postgres\/init-canopy-role\.sh:\/docker-entrypoint-initdb\.d\/\S+\.sh:ro/, 'the init script makes the role')
+  t.match(compose, /- \.\/deploy\/postgres\/canopy-role\.sql:\/canopy\/canopy-role\.sql:ro/, 'from the SQL this test runs')
+  t.match(readFileSync(join(root, 'deploy', 'postgres', 'init-canopy-role.sh'), 'utf8'), /-f \/canopy\/canopy-role\.sql/, 'where the init script reads it')
+})
+
+const systemdAnalyze = findTool('systemd-analyze')
+
+t.test('the systemd unit passes systemd-analyze verify', { skip: systemdAnalyze === undefined ? 'skipped: systemd-analyze is not installed (Debian\'s systemd package)' : false }, async (t) => {
+  if (systemdAnalyze === undefined) return
+  const dir = tempDir(t, 'canopy-systemd-')
+  cpSync(join(root, 'deploy', 'systemd', 'canopy@.service'), join(dir, 'canopy@.service'))
+  // An instance of the template, as `systemctl start canopy@8801` makes it.
+  const verified = spawnSync(systemdAnalyze, ['verify', join(dir, 'canopy@8801.service')], { encoding: 'utf8' })
+  t.equal(verified.status, 0, 'exit 0')
+  t.equal(verified.stderr.split('\n').filter((line) => line.includes('canopy@')).join('\n'), '', 'no complaint about the unit')
+  const unit = readFileSync(join(root, 'deploy', 'systemd', 'canopy@.service'), 'utf8')
+  for (const setting of [/^User=canopy$/m, /^EnvironmentFile=\/etc\/canopy\/canopy\.env$/m, /^Restart=always$/m, /^StandardOutput=journal$/m, /^Environment=NODE_ENV=production PORT=%i$/m]) {
+    t.match(unit, setting)
   }
 })
