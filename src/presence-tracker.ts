@@ -186,11 +186,15 @@ export class PresenceTracker {
     if (this.closing) return
     const { store, instanceId, onAnnouncement } = this.options
     const wanted = this.wants(entry)
+    // Taken by the step that enters (or finds the user entered), not by an exit in flight
+    // before the connection came back.
+    const arriving = wanted ? entry.arriving : undefined
+    if (wanted) entry.arriving = undefined
     try {
       if (wanted && !entry.entered) {
         const first = await store.enter(instanceId, entry.topic, entry.user.id, entry.user.name)
         entry.entered = true
-        if (first) onAnnouncement({ topic: entry.topic, user: entry.user.name, joined: true, except: entry.arriving })
+        if (first) onAnnouncement({ topic: entry.topic, user: entry.user.name, joined: true, except: arriving })
       } else if (!wanted && entry.entered) {
         const last = await store.exit(instanceId, entry.topic, entry.user.id)
         entry.entered = false
@@ -199,8 +203,6 @@ export class PresenceTracker {
     } catch (error) {
       this.options.log.warn({ err: error, topic: entry.topic }, 'presence: the database could not be told; retrying at the next heartbeat')
       return
-    } finally {
-      entry.arriving = undefined
     }
     if (!this.wants(entry) && !entry.entered && this.local.get(key) === entry) this.local.delete(key)
   }
