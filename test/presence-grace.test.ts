@@ -142,3 +142,28 @@ t.test('sweeps: presence of an instance whose row is gone goes; instances with d
   t.same((await postgres.admin('SELECT count(*)::int AS n FROM topic_members WHERE user_id = $1', [bUser.id])).rows, [{ n: 0 }])
   for (const client of [observer, onB]) client.close()
 })
+
+t.test('an instance shutting down keeps its users counted for the grace: one that reconnects to another instance shows nothing', async (t) => {
+  const { instances: [a, b] } = await startInstances(t, 2, { PRESENCE_GRACE: '3', PRESENCE_TTL: '4' })
+  const urlA = await a.app.listen({ port: 0, host: '127.0.0.1' })
+  const urlB = await b.app.listen({ port: 0, host: '127.0.0.1' })
+  const ticket = await ticketFor(b.app, b.user.cookie)
+  const observer = await connectTcp(urlA, a.user.cookie, await ticketFor(a.app, a.user.cookie), { topic: 'room' })
+  await observer.nextOf('subscribed')
+  const onB = await connectTcp(urlB, b.user.cookie, ticket, { topic: 'room' })
+  await onB.nextOf('subscribed')
+  t.same(await presenceUntil(observer, 'room', 'joined', b.user.username), [`joined ${b.user.username}`])
+
+  await b.app.close()
+  t.equal((await onB.closed).code, 1001)
+  const onA = await connectTcp(urlA, b.user.cookie, ticket, { topic: 'room' })
+  t.same((await onA.nextOf('subscribed')).present, [a.user.username, b.user.username].sort())
+  // a's sweep removes b's presence once b's grace is over: b's user stays, counted on a.
+  const closedAtMs = Date.now()
+  while (Date.now() - closedAtMs < 4000) await a.app.presence.swept()
+  t.same((await a.app.inject({ url: '/api/topics/room/presence', headers: { cookie: a.user.cookie } })).json(),
+    { present: [a.user.username, b.user.username].sort() }, 'present all along')
+  onA.close()
+  t.same(await presenceUntil(observer, 'room', 'left', b.user.username), [`left ${b.user.username}`], 'no left when b went, no joined when the user came to a: one left at the end')
+  observer.close()
+})
