@@ -5,19 +5,25 @@ import { instances, presence, topicMembers } from './db/schema.js'
 /**
  * Presence in Postgres, shared by every instance: a row per instance where a user is in a
  * topic, a count of those rows per user and topic (whose lock decides who says joined and
- * left), and each instance's heartbeat. Writes happen when a user's first connection on an
- * instance enters a topic or its last one leaves, and once per heartbeat: never per message
- * or ping. The SQL names its tables and columns from src/db/schema.ts.
+ * left; the row goes when the count reaches zero), and each instance's heartbeat. Writes
+ * happen when a user's first connection on an instance enters a topic or, after
+ * PRESENCE_GRACE, its last one leaves, and once per heartbeat: never per message or ping.
+ * The SQL names its tables and columns from src/db/schema.ts.
+ *
+ * An instance's `heartbeat_at` is the time until which its last beat vouches for it: the
+ * beat's time plus a span the beating instance derives from its own PRESENCE_TTL. Each
+ * instance is judged by its own TTL, so instances started with different ones do not take
+ * each other for dead.
  */
 
 const I = getTableName(instances)
 const P = getTableName(presence)
 const M = getTableName(topicMembers)
-const i = { id: instances.id.name, heartbeatAt: instances.heartbeatAt.name }
+const i = { id: instances.id.name, aliveUntil: instances.heartbeatAt.name }
 const p = { topic: presence.topic.name, userId: presence.userId.name, instanceId: presence.instanceId.name }
 const m = { topic: topicMembers.topic.name, userId: topicMembers.userId.name, userName: topicMembers.userName.name, instances: topicMembers.instances.name }
 
-/** A user entered or left a topic for everyone (not just on one instance). */
+/** A user left a topic for everyone (not just on one instance). */
 export interface PresenceChange { topic: string, user: string }
 
 /** This instance has the user in the topic now; true when no instance had before (joined). */
@@ -33,7 +39,10 @@ export async function enter (db: Queryable, instanceId: string, topic: string, u
   return rows[0]?.instances === 1
 }
 
-/** This instance no longer has the user in the topic; true when no instance has now (left). */
+/**
+ * This instance no longer has the user in the topic; true when no instance has now (left),
+ * and then the count's row is gone too.
+ */
 export async function exit (db: Queryable, instanceId: string, topic: string, userId: number): Promise<boolean> {
   const rows = await db.query<{ instances: number }>(`
     WITH mine AS (
@@ -42,7 +51,23 @@ export async function exit (db: Queryable, instanceId: string, topic: string, us
     UPDATE ${M} m SET ${m.instances} = m.${m.instances} - 1 FROM mine
     WHERE m.${m.topic} = $1 AND m.${m.userId} = $2
     RETURNING m.${m.instances} AS instances`, [topic, userId, instanceId], 'canopy_presence_exit')
-  return rows[0]?.instances === 0
+  const last = rows[0]?.instances === 0
+  if (last) await forgetZeros(db, [topic], [userId])
+  return last
+}
+
+/**
+ * Deletes these counts if they are still zero. A statement of its own: one statement cannot
+ * both decrement a row and delete it. Under the row's lock the zero is checked again, so an
+ * instance that entered meanwhile keeps its count; one that enters after makes a new row (and
+ * says joined, rightly). A count left at zero by a crash between the two statements is
+ * harmless: nobody reads it as present, and the next enter counts from it.
+ */
+async function forgetZeros (db: Queryable, topics: string[], userIds: number[]): Promise<void> {
+  await db.query(`
+    DELETE FROM ${M} m USING unnest($1::text[], $2::int[]) AS z(topic, user_id)
+    WHERE m.${m.topic} = z.topic AND m.${m.userId} = z.user_id AND m.${m.instances} <= 0`,
+  [topics, userIds], 'canopy_presence_forget_zeros')
 }
 
 /** The users in a topic now, on any instance. */
@@ -53,37 +78,76 @@ export async function presentIn (db: Queryable, topic: string): Promise<string[]
 }
 
 /**
- * This instance is alive. True when its row had to be made anew: the first beat, or after
- * other instances took it for dead (its presence is gone and must be entered again).
+ * This instance is alive for `aliveForSeconds` more. True when its row had to be made anew:
+ * the first beat, or after another instance took it for dead (its presence is gone and must
+ * be entered again).
  */
-export async function heartbeat (db: Queryable, instanceId: string): Promise<boolean> {
+export async function heartbeat (db: Queryable, instanceId: string, options: { aliveForSeconds: number }): Promise<boolean> {
   const rows = await db.query<{ made: boolean }>(`
-    INSERT INTO ${I} (${i.id}, ${i.heartbeatAt}) VALUES ($1, now())
-    ON CONFLICT (${i.id}) DO UPDATE SET ${i.heartbeatAt} = now()
-    RETURNING xmax = 0 AS made`, [instanceId], 'canopy_presence_heartbeat')
+    INSERT INTO ${I} (${i.id}, ${i.aliveUntil}) VALUES ($1, now() + make_interval(secs => $2))
+    ON CONFLICT (${i.id}) DO UPDATE SET ${i.aliveUntil} = excluded.${i.aliveUntil}
+    RETURNING xmax = 0 AS made`, [instanceId, options.aliveForSeconds], 'canopy_presence_heartbeat')
   return rows[0]?.made === true
 }
 
 /**
- * Removes the instances whose heartbeat is older than `ttlSeconds` (or the one given: this
- * instance, leaving), and their presence; returns who left for everyone with them.
+ * An instance shutting down: its presence stays for `seconds` more, so that its users who
+ * come back on another instance meanwhile show nothing to the others; the next sweep after
+ * that removes the rest (and says left for them).
  */
-export async function removeInstances (db: Queryable, options: { olderThanSeconds: number } | { instanceId: string }): Promise<PresenceChange[]> {
-  const which = 'instanceId' in options
-    ? `${i.id} = $1`
-    : `${i.heartbeatAt} < now() - make_interval(secs => $1)`
-  const rows = await db.query<{ topic: string, user: string }>(`
+export async function expireIn (db: Queryable, instanceId: string, seconds: number): Promise<void> {
+  await db.query(`
+    UPDATE ${I} SET ${i.aliveUntil} = LEAST(${i.aliveUntil}, now() + make_interval(secs => $2)) WHERE ${i.id} = $1`,
+  [instanceId, seconds])
+}
+
+/**
+ * Removes the instances whose heartbeat has run out (or the one given: this instance,
+ * leaving at once), and presence rows of instances that are gone: theirs, and any row whose
+ * instance row is missing (an instance taken for dead enters a user before its next beat
+ * makes its row again, then dies). Returns who left for everyone with them.
+ *
+ * A live instance's row is written before any of its presence rows (it beats first), and
+ * again before it enters anything after being taken for dead, so a row seen here without its
+ * instance is a ghost.
+ */
+export async function sweep (db: Queryable, options: { instanceId?: string } = {}): Promise<PresenceChange[]> {
+  const which = options.instanceId === undefined ? `${i.aliveUntil} < now()` : `${i.id} = $1`
+  const rows = await db.query<{ topic: string, user_id: number, user: string, instances: number }>(`
     WITH gone_instances AS (
       DELETE FROM ${I} WHERE ${which} RETURNING ${i.id} AS id
     ), gone AS (
-      DELETE FROM ${P} USING gone_instances g WHERE ${P}.${p.instanceId} = g.id
-      RETURNING ${P}.${p.topic} AS topic, ${P}.${p.userId} AS user_id
+      DELETE FROM ${P} pr
+      WHERE pr.${p.instanceId} IN (SELECT id FROM gone_instances)
+        OR NOT EXISTS (SELECT 1 FROM ${I} live WHERE live.${i.id} = pr.${p.instanceId})
+      RETURNING pr.${p.topic} AS topic, pr.${p.userId} AS user_id
     ), counts AS (
       SELECT topic, user_id, count(*)::int AS n FROM gone GROUP BY topic, user_id
     )
     UPDATE ${M} m SET ${m.instances} = m.${m.instances} - c.n FROM counts c
     WHERE m.${m.topic} = c.topic AND m.${m.userId} = c.user_id
-    RETURNING m.${m.topic} AS topic, m.${m.userName} AS user, m.${m.instances} AS instances`,
-  ['instanceId' in options ? options.instanceId : options.olderThanSeconds])
-  return rows.filter((row) => (row as { instances?: number }).instances === 0).map(({ topic, user }) => ({ topic, user }))
+    RETURNING m.${m.topic} AS topic, m.${m.userId} AS user_id, m.${m.userName} AS user, m.${m.instances} AS instances`,
+  options.instanceId === undefined ? [] : [options.instanceId])
+  const left = rows.filter((row) => row.instances <= 0)
+  if (left.length > 0) await forgetZeros(db, left.map((row) => row.topic), left.map((row) => row.user_id))
+  return left.map(({ topic, user }) => ({ topic, user }))
+}
+
+/** The store's statements on one database, as the presence tracker (src/presence-tracker.ts) uses them. */
+export interface PresenceStore {
+  enter(instanceId: string, topic: string, userId: number, userName: string): Promise<boolean>
+  exit(instanceId: string, topic: string, userId: number): Promise<boolean>
+  heartbeat(instanceId: string, options: { aliveForSeconds: number }): Promise<boolean>
+  expireIn(instanceId: string, seconds: number): Promise<void>
+  sweep(options?: { instanceId?: string }): Promise<PresenceChange[]>
+}
+
+export function presenceStoreOn (db: Queryable): PresenceStore {
+  return {
+    enter: async (instanceId, topic, userId, userName) => await enter(db, instanceId, topic, userId, userName),
+    exit: async (instanceId, topic, userId) => await exit(db, instanceId, topic, userId),
+    heartbeat: async (instanceId, options) => await heartbeat(db, instanceId, options),
+    expireIn: async (instanceId, seconds) => { await expireIn(db, instanceId, seconds) },
+    sweep: async (options) => await sweep(db, options)
+  }
 }

@@ -79,9 +79,9 @@ export const attemptCounters = pgTable('attempt_counters', {
 ])
 
 /**
- * Every running instance and its last heartbeat (plugins/presence.ts): an instance whose
- * heartbeat is older than PRESENCE_TTL stopped without saying goodbye, and whichever
- * instance sees that removes its presence.
+ * Every running instance and its heartbeat (src/presence-tracker.ts): `heartbeat_at` is the
+ * time until which its last beat vouches for it, by its own PRESENCE_TTL. An instance past it
+ * stopped without saying goodbye, and whichever instance sees that removes its presence.
  */
 export const instances = pgTable('instances', {
   id: text('id').primaryKey(),
