@@ -25,7 +25,8 @@ export function tempDir (t: TestContext, prefix = 'canopy-test-'): string {
 /** The configuration a test app runs with: quiet, on its own data directory unless given one. */
 export function testConfig (t: TestContext, env: Env = {}): Config {
   // No keep-alive unless a test asks: injectWS's in-memory client does not answer pings.
-  const config = loadConfig({ LOG_LEVEL: 'silent', KEEPALIVE_INTERVAL: '0', DATA_DIR: env.DATA_DIR ?? tempDir(t), ...env })
+  // No presence grace unless a test asks: a test that awaits `left` would wait it out.
+  const config = loadConfig({ LOG_LEVEL: 'silent', KEEPALIVE_INTERVAL: '0', PRESENCE_GRACE: '0', DATA_DIR: env.DATA_DIR ?? tempDir(t), ...env })
   // No limit on a plugin's start-up (Fastify's 10 s): on a starved CPU, opening and migrating
   // a database takes longer, and start-up time is not what a test tests (tap's timeout is).
   return { ...config, pluginTimeoutMs: 0 }
