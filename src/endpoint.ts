@@ -39,8 +39,16 @@ export interface EndpointDefinition<State, Frame extends object = object> {
   text(connection: Connection<State, Frame>, data: string): Promise<void> | void
   /** One binary frame; without this handler a binary frame closes the connection with 1003. */
   binary?(connection: Connection<State, Frame>, data: Buffer): Promise<void> | void
-  /** The connection is gone, whoever closed it; runs once. */
-  closed?(connection: Connection<State, Frame>, code: number): void
+  /**
+   * The connection is gone, whoever closed it; runs once. `code` and `reason` are the
+   * server's own when it closed first (1008, 1013, …), else the peer's (1006: cut off).
+   */
+  closed?(connection: Connection<State, Frame>, code: number, reason: string): void
+  /**
+   * An upgrade answered with an HTTP status instead of a socket: refused by `open`, or by
+   * any hook or error before it.
+   */
+  refused?(statusCode: number): void
   /** Before shutdown closes every socket with 1001: finish work in flight. */
   drain?(): Promise<void>
 }
@@ -127,6 +135,8 @@ export class Connection<State, Frame extends object = object> {
   private replyBytes = 0
   private replyWaiters: Array<() => void> | undefined
   private settling = false
+  /** The close this side sent, if it closed first: what the connection ended with. */
+  private sentClose: { code: number, reason: string } | undefined
   /**
    * The TCP socket under the WebSocket, where frames may be written to it directly (no
    * extension negotiated); corked while a turn's frames gather.
@@ -210,16 +220,18 @@ export class Connection<State, Frame extends object = object> {
   close (code: number, reason = ''): void {
     if (this.closing) return
     this.closing = true
+    this.sentClose = { code, reason }
     this.queue = undefined
     this.socket.close(code, reason)
     setTimeout(() => { this.socket.terminate() }, closeGraceMs).unref()
   }
 
-  /** @internal the socket is closed: nothing more to send, receive or cut off. */
-  closed (): void {
+  /** @internal the socket is closed: nothing more to send, receive or cut off. Says how it ended. */
+  closed (peerCode: number, peerReason: string): { code: number, reason: string } {
     this.closing = true
     this.queue = undefined
     this.wakeReplyWaiters()
+    return this.sentClose ?? { code: peerCode, reason: peerReason }
   }
 
   /** @internal a frame from the socket, run after the ones before it. */
@@ -297,13 +309,13 @@ export function addEndpoint<State, Frame extends object = object> (fastify: Fast
   function onMessage (this: Carrier, data: Buffer, isBinary: boolean): void {
     this[connectionKey]?.receive(data, isBinary)
   }
-  function onClose (this: Carrier, code: number): void {
+  function onClose (this: Carrier, code: number, reason: Buffer): void {
     const connection = this[connectionKey]
     if (connection === undefined) return
     this[connectionKey] = undefined
     connections.delete(connection)
-    connection.closed()
-    definition.closed?.(connection, code)
+    const ended = connection.closed(code, reason.toString('utf8'))
+    definition.closed?.(connection, ended.code, ended.reason)
   }
 
   fastify.route({
@@ -315,6 +327,10 @@ export function addEndpoint<State, Frame extends object = object> (fastify: Fast
         return await reply.code(result.statusCode).send({ error: result.error, message: result.message })
       }
       request.endpointState = result
+    },
+    // An upgrade that got an HTTP answer (an upgrade that opened is hijacked: no onResponse).
+    onResponse: async (request, reply) => {
+      if (request.ws) definition.refused?.(reply.statusCode)
     },
     // A plain GET that may open the socket but did not ask to: say how, in JSON like every error.
     handler: async (_request, reply) => {
