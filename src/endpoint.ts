@@ -226,6 +226,13 @@ export class Connection<State, Frame extends object = object> {
     setTimeout(() => { this.socket.terminate() }, closeGraceMs).unref()
   }
 
+  /** @internal the peer broke the protocol; ws has sent the close with this code. */
+  faulted (code: number, reason: string): void {
+    this.sentClose ??= { code, reason }
+    this.closing = true
+    this.queue = undefined
+  }
+
   /** @internal the socket is closed: nothing more to send, receive or cut off. Says how it ended. */
   closed (peerCode: number, peerReason: string): { code: number, reason: string } {
     this.closing = true
@@ -298,8 +305,12 @@ export function addEndpoint<State, Frame extends object = object> (fastify: Fast
   // connection costs less): each finds its connection on the socket it is called on.
   type Carrier = WebSocket & { [connectionKey]?: Connection<State, Frame> }
   function onSocketError (this: Carrier, error: Error & { code?: string }): void {
-    // The peer's fault (a frame too large, bad UTF-8, …): one line, no stack; ws closes the socket.
-    fastify.log.info({ reqId: this[connectionKey]?.reqId, endpoint, code: error.code, reason: error.message }, 'socket error')
+    // The peer's fault (a frame too large, bad UTF-8, …): ws has sent its close; the
+    // connection's close says which, in the one line its `closed` handler may log. No stack.
+    const connection = this[connectionKey]
+    const reason = `${error.code ?? 'socket error'}: ${error.message}`
+    if (connection !== undefined) connection.faulted(closeCodeOf(error.code), reason)
+    else fastify.log.info({ endpoint, reason }, 'socket error')
     this.terminate()
   }
   function onPong (this: Carrier): void {
@@ -404,6 +415,13 @@ function detachUpgradeResponse (socket: WebSocket): void {
   const tcp = (socket as unknown as { _socket?: { _httpMessage?: { detachSocket?: (socket: unknown) => void } | null } })._socket
   const response = tcp?._httpMessage
   if (tcp !== undefined && response?.detachSocket !== undefined) response.detachSocket(tcp)
+}
+
+/** The close code ws sends for a peer's protocol fault, by the code of its error. */
+function closeCodeOf (wsErrorCode: string | undefined): number {
+  if (wsErrorCode === 'WS_ERR_INVALID_UTF8') return CloseCode.invalidUtf8
+  if (wsErrorCode === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return CloseCode.frameTooLarge
+  return 1002 // protocol error
 }
 
 function isRefusal (value: unknown): value is Refusal {
