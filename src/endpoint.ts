@@ -339,9 +339,11 @@ export function addEndpoint<State, Frame extends object = object> (fastify: Fast
       }
       request.endpointState = result
     },
-    // An upgrade that got an HTTP answer (an upgrade that opened is hijacked: no onResponse).
-    onResponse: async (request, reply) => {
+    // An upgrade that gets an HTTP answer: one that opens is hijacked and sends none. (Not
+    // onResponse: injectWS's in-memory socket never finishes a response.)
+    onSend: async (request, reply, payload) => {
       if (request.ws) definition.refused?.(reply.statusCode)
+      return payload
     },
     // A plain GET that may open the socket but did not ask to: say how, in JSON like every error.
     handler: async (_request, reply) => {

@@ -107,8 +107,9 @@ function simulate (options: Simulation): { acked: number, closed: boolean } {
     at(toServerAt, () => { serve(ref) })
   }
   const fill = (): void => {
-    for (let ref = toResend.shift(); ref !== undefined && !closed; ref = toResend.shift()) sendOne(ref)
-    while (!closed && inFlight.size < options.window && nextRef < options.publishes) sendOne(nextRef++)
+    if (closed) return
+    for (let ref = toResend.shift(); ref !== undefined; ref = toResend.shift()) sendOne(ref)
+    while (inFlight.size < options.window && nextRef < options.publishes) sendOne(nextRef++)
   }
   const read = (ref: number, retryAfterMs: number | undefined): void => {
     if (closed) return
@@ -148,9 +149,10 @@ function simulate (options: Simulation): { acked: number, closed: boolean } {
   }
 
   fill()
-  for (let event = events.shift(); event !== undefined && !closed; event = events.shift()) {
+  for (let event = events.shift(); event !== undefined; event = events.shift()) {
     now = Math.max(now, event.at)
     event.run()
+    if (closed) break
     events.sort((a, b) => a.at - b.at || a.order - b.order)
   }
   limiter.stop()
