@@ -57,6 +57,8 @@ export interface EndpointDefinition<State, Frame extends object = object> {
 const maxQueuedFrames = 32
 /** Send options of every pre-encoded frame, allocated once. */
 const textFrame = { binary: false } as const
+/** A keep-alive round this late, as a share of the interval, judges no one (see addEndpoint). */
+const maxKeepaliveDelayShare = 1.5
 /** A peer that has not completed the closing handshake by then is cut off. */
 const closeGraceMs = 2000
 /** Where a WebSocket carries its connection, for the listeners every socket of an endpoint shares. */
@@ -377,9 +379,19 @@ export function addEndpoint<State, Frame extends object = object> (fastify: Fast
     }
   })
 
-  // One timer for every connection: whoever did not answer the last ping is gone.
+  // One timer for every connection: whoever did not answer the last ping is gone. A round
+  // that comes late (the event loop was blocked: a long GC, a loaded machine) judges no one,
+  // as the pongs that came meanwhile are not read yet (timers run before I/O); the next
+  // round judges, late or not, so that a loop always behind still cuts dead peers off.
   if (definition.keepaliveIntervalMs > 0) {
+    let lastRoundMs = Date.now()
+    let skipped = false
     const timer = setInterval(() => {
+      const now = Date.now()
+      const late = now - lastRoundMs > definition.keepaliveIntervalMs * maxKeepaliveDelayShare
+      lastRoundMs = now
+      skipped = late && !skipped
+      if (skipped) return
       for (const connection of connections) {
         if (!connection.alive) {
           connection.socket.terminate()
