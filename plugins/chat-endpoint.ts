@@ -2,8 +2,10 @@ import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { addEndpoint, refuse, type Connection } from '../src/endpoint.js'
+import { LogSampler } from '../src/log-sampler.js'
 import type { History } from '../src/message-store.js'
 import { CloseCode, defaultTopic, errorFrame, isValidTopic, maxTopicsPerConnection, parseClientFrame, type ClientFrame, type ErrorCode, type ErrorFrame, type ServerFrame } from '../src/protocol.js'
+import { RefusalPolicy } from '../src/refusal-policy.js'
 import { TokenBuckets } from '../src/token-bucket.js'
 import type { User } from '../src/users.js'
 import { showsItsTicket } from '../src/tickets.js'
@@ -45,19 +47,15 @@ const sessionCheckMs = 15_000
 const minFrameRatePerSecond = 50
 const minFrameBurst = 100
 /**
- * Publishes of one connection told to wait (rate_limited, retryAfterMs) and not sent again
- * yet: a client that waits, with 32 in flight, never has more; one that has is not waiting
- * and is closed with 1008. A wait not taken up within forgetWaitMs is dropped (the client
- * may give a message up).
+ * Publishes a client may have sent and not yet had acked (waits to send again included) and
+ * still be polite after `rate_limited` (docs/protocol.md); public/connection.js keeps to it.
+ * Frames without a ref (subscribes) in flight: at most one per topic of the connection.
  */
-const maxWaitingPublishes = 64
-const forgetWaitMs = 10_000
-/** Publishes sent again before their wait was over, before the connection is closed with 1008. */
-const maxEarlyResends = 3
-/** A client's timers measure the wait from their own clock's last tick: a few ms early is in time. */
-const resendToleranceMs = 10
-/** Refusals of frames without a ref (subscribes, …) a connection may collect at once. */
-const maxRefusalsWithoutRef = 64
+const maxPublishesInFlight = 32
+/** A client's timer measures the wait from its own clock's last tick: a few ms early is in time. */
+const pauseToleranceMs = 10
+/** At most one log line of rate-limit refusals this often per instance, with the count since the last one. */
+const refusalLogEveryMs = 1000
 
 /**
  * The chat endpoint, /chat: the TreeFrog-style endpoint on Canopy's endpoint layer. Opens
@@ -71,10 +69,12 @@ export default fp(async function chatEndpoint (fastify) {
   const connectionsByUser = new Map<number, number>()
   const frameRatePerSecond = Math.max(minFrameRatePerSecond, 2 * config.publishRatePerSecond)
   const frameBuckets = new TokenBuckets<ChatConnection>(frameRatePerSecond, Math.max(minFrameBurst, 2 * config.publishBurst))
-  /** Per connection told to wait: each waiting ref and the end of its wait, and the early resends. */
-  const waits = new Map<ChatConnection, { untilMs: Map<string, number>, early: number }>()
-  const refusalsWithoutRef = new TokenBuckets<ChatConnection>(frameRatePerSecond, maxRefusalsWithoutRef)
-  fastify.addHook('onClose', async () => { frameBuckets.stop(); refusalsWithoutRef.stop() })
+  const refusals = new RefusalPolicy<ChatConnection>({
+    inFlight: { publish: maxPublishesInFlight, other: maxTopicsPerConnection },
+    toleranceMs: pauseToleranceMs
+  })
+  const refusalLog = new LogSampler({ everyMs: refusalLogEveryMs })
+  fastify.addHook('onClose', async () => { frameBuckets.stop() })
 
   const subscribe = async (connection: ChatConnection, topic: string, since?: number): Promise<void> => {
     const { topics } = connection.state
@@ -117,39 +117,19 @@ export default fp(async function chatEndpoint (fastify) {
 
   /**
    * A frame refused for its rate, with the wait before one would be accepted. A client that
-   * keeps sending before its wait is over is closed with 1008; one that waits never is.
+   * pauses for the hint it was given is never closed; one that keeps sending without pausing
+   * is closed with 1008 (src/refusal-policy.ts says how it is told apart).
    */
   const refuseForRate = (connection: ChatConnection, message: string, retryAfterMs: number, ref?: string, topic?: string): void => {
-    const now = Date.now()
-    if (ref === undefined) {
-      if (refusalsWithoutRef.take(connection) > 0) {
-        connection.close(CloseCode.policy, 'kept sending without waiting after rate limiting')
-        return
-      }
-    } else {
-      let wait = waits.get(connection)
-      if (wait === undefined) waits.set(connection, wait = { untilMs: new Map(), early: 0 })
-      if (wait.untilMs.size >= maxWaitingPublishes) {
-        for (const [waiting, untilMs] of wait.untilMs) if (untilMs + forgetWaitMs < now) wait.untilMs.delete(waiting)
-      }
-      if (wait.untilMs.size >= maxWaitingPublishes) {
-        connection.close(CloseCode.policy, `over ${maxWaitingPublishes} publishes told to wait`)
-        return
-      }
-      wait.untilMs.set(ref, now + retryAfterMs)
+    if (refusals.refuse(connection, ref === undefined ? 'other' : 'publish', retryAfterMs) === 'not_pausing') {
+      connection.close(CloseCode.policy, 'kept sending without pausing after rate limiting')
+      return
+    }
+    const unlogged = refusalLog.take()
+    if (unlogged !== undefined) {
+      fastify.log.info({ reqId: connection.reqId, user: connection.state.user.name, retryAfterMs, unlogged }, 'rate limited')
     }
     connection.send({ ...errorFrame('rate_limited', message, ref), ...(topic === undefined ? {} : { topic }), retryAfterMs })
-  }
-
-  /** A publish arrives: if it was told to wait, was the wait over? Three times not, and it is closed. */
-  const resentInTime = (connection: ChatConnection, ref: string): boolean => {
-    const wait = waits.get(connection)
-    const untilMs = wait?.untilMs.get(ref)
-    if (wait === undefined || untilMs === undefined) return true
-    wait.untilMs.delete(ref)
-    if (Date.now() >= untilMs - resendToleranceMs || ++wait.early < maxEarlyResends) return true
-    connection.close(CloseCode.policy, 'sent again without waiting after rate limiting')
-    return false
   }
 
   const handle = async (connection: ChatConnection, frame: ClientFrame): Promise<void> => {
@@ -217,6 +197,7 @@ export default fp(async function chatEndpoint (fastify) {
       let ofSession = connectionsBySession.get(key)
       if (ofSession === undefined) connectionsBySession.set(key, ofSession = { sessionId, connections: new Set() })
       ofSession.connections.add(connection)
+      fastify.log.info({ reqId: connection.reqId, user: user.name, topic: firstTopic }, 'socket opened')
       if (!isValidTopic(firstTopic)) {
         connection.send(errorFrame('bad_topic', 'the topic in the URL is not a topic name; subscribe to one'))
         return
@@ -227,7 +208,6 @@ export default fp(async function chatEndpoint (fastify) {
     async text (connection, data) {
       const frame = parseClientFrame(data, config.maxMessageChars)
       const ref = 'ref' in frame ? frame.ref : undefined
-      if (ref !== undefined && !resentInTime(connection, ref)) return
       const frameWaitMs = frameBuckets.take(connection)
       if (frameWaitMs > 0) {
         if (isPublishAttempt(frame, data)) metrics.published('rate_limited')
@@ -242,8 +222,9 @@ export default fp(async function chatEndpoint (fastify) {
       await handle(connection, frame)
     },
 
-    closed (connection) {
+    closed (connection, code, reason) {
       const { user, sessionId, topics } = connection.state
+      fastify.log.info({ reqId: connection.reqId, user: user.name, code, reason, topics: [...topics] }, 'socket closed')
       for (const topic of [...topics]) unsubscribe(connection, topic)
       const count = (connectionsByUser.get(user.id) ?? 1) - 1
       if (count > 0) connectionsByUser.set(user.id, count)
@@ -253,8 +234,11 @@ export default fp(async function chatEndpoint (fastify) {
       ofSession?.connections.delete(connection)
       if (ofSession?.connections.size === 0) connectionsBySession.delete(key)
       frameBuckets.delete(connection)
-      refusalsWithoutRef.delete(connection)
-      waits.delete(connection)
+      refusals.forget(connection)
+    },
+
+    refused (statusCode) {
+      metrics.upgradeRefused(statusCode)
     },
 
     async drain () {

@@ -30,6 +30,8 @@ export interface Metrics {
   committed(seconds: number, batchSize: number): void
   /** One message committed on another instance and handed to the subscribers here this long after. */
   busLag(seconds: number): void
+  /** One WebSocket upgrade answered with this HTTP status instead of a socket. */
+  upgradeRefused(statusCode: number): void
 }
 
 declare module 'fastify' {
@@ -45,7 +47,7 @@ const commitBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
 const batchSizeBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 const busLagBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
-const off: Metrics = { readFrom () {}, published () {}, committed () {}, busLag () {} }
+const off: Metrics = { readFrom () {}, published () {}, committed () {}, busLag () {}, upgradeRefused () {} }
 
 /**
  * Prometheus metrics at http://HOST:METRICS_PORT/metrics: a node:http listener of its own,
@@ -136,6 +138,7 @@ function prometheusMetrics (registry: Registry): Metrics {
     buckets: busLagBuckets,
     registers
   })
+  const wsRefusals = new Counter({ name: 'canopy_ws_refusals_total', help: 'WebSocket upgrades refused before they opened, by HTTP status (401, 403, 429, …)', labelNames: ['status'], registers })
 
   return {
     readFrom (given) {
@@ -149,7 +152,8 @@ function prometheusMetrics (registry: Registry): Metrics {
       commitSeconds.observe(seconds)
       batchSize.observe(size)
     },
-    busLag (seconds) { busLag.observe(seconds) }
+    busLag (seconds) { busLag.observe(seconds) },
+    upgradeRefused (statusCode) { wsRefusals.inc({ status: String(statusCode) }) }
   }
 }
 

@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import { LogSampler } from '../src/log-sampler.js'
 import { PublishLimiter } from '../src/publish-limiter.js'
 import { PublishQueue, PublishRefusedError, PublishUnavailableError } from '../src/publish-queue.js'
 import { BusUnavailableError } from '../src/topic-bus.js'
@@ -32,6 +33,11 @@ declare module 'fastify' {
 }
 
 const unavailable = { ok: false, code: 'unavailable', message: 'the message could not be stored; resend it with the same ref' } as const
+/**
+ * While the topic bus reconnects or the database is away, every publish fails the same way:
+ * one warning this often per instance, with how many failed since the one before.
+ */
+const failureLogEveryMs = 10_000
 
 export default fp(async function publish (fastify) {
   const { publishRatePerSecond, publishBurst } = fastify.config
@@ -47,6 +53,8 @@ export default fp(async function publish (fastify) {
     if (queue.stalled) throw new Error('commits stall: a publish statement is running too long or ran out of time')
   })
   fastify.addHook('onClose', async () => { perUser.stop(); queue.stop() })
+  const busDownLog = new LogSampler({ everyMs: failureLogEveryMs })
+  const failureLog = new LogSampler({ everyMs: failureLogEveryMs })
 
   const store = async (user: User, topic: string, text: string, ref: string | undefined, committed?: (message: MessageFrame) => void): Promise<PublishOutcome> => {
     try {
@@ -60,7 +68,14 @@ export default fp(async function publish (fastify) {
         return { ok: false, code: 'bad_request', message: error.message }
       }
       if (error instanceof PublishUnavailableError) return { ok: false, code: 'unavailable', message: `${error.message}; resend it with the same ref` }
-      fastify.log.warn({ err: error, topic }, 'publish failed')
+      if (error instanceof BusUnavailableError) {
+        // A known state with its own log lines (the bus's reconnects): no stack to show.
+        const unlogged = busDownLog.take()
+        if (unlogged !== undefined) fastify.log.warn({ topic, reason: error.message, unlogged }, 'publishes refused: the topic bus is reconnecting')
+        return unavailable
+      }
+      const unlogged = failureLog.take()
+      if (unlogged !== undefined) fastify.log.warn({ err: error, topic, unlogged }, 'publish failed')
       return unavailable
     }
   }

@@ -39,8 +39,16 @@ export interface EndpointDefinition<State, Frame extends object = object> {
   text(connection: Connection<State, Frame>, data: string): Promise<void> | void
   /** One binary frame; without this handler a binary frame closes the connection with 1003. */
   binary?(connection: Connection<State, Frame>, data: Buffer): Promise<void> | void
-  /** The connection is gone, whoever closed it; runs once. */
-  closed?(connection: Connection<State, Frame>, code: number): void
+  /**
+   * The connection is gone, whoever closed it; runs once. `code` and `reason` are the
+   * server's own when it closed first (1008, 1013, …), else the peer's (1006: cut off).
+   */
+  closed?(connection: Connection<State, Frame>, code: number, reason: string): void
+  /**
+   * An upgrade answered with an HTTP status instead of a socket: refused by `open`, or by
+   * any hook or error before it.
+   */
+  refused?(statusCode: number): void
   /** Before shutdown closes every socket with 1001: finish work in flight. */
   drain?(): Promise<void>
 }
@@ -49,6 +57,8 @@ export interface EndpointDefinition<State, Frame extends object = object> {
 const maxQueuedFrames = 32
 /** Send options of every pre-encoded frame, allocated once. */
 const textFrame = { binary: false } as const
+/** A keep-alive round this late, as a share of the interval, judges no one (see addEndpoint). */
+const maxKeepaliveDelayShare = 1.5
 /** A peer that has not completed the closing handshake by then is cut off. */
 const closeGraceMs = 2000
 /** Where a WebSocket carries its connection, for the listeners every socket of an endpoint shares. */
@@ -127,6 +137,8 @@ export class Connection<State, Frame extends object = object> {
   private replyBytes = 0
   private replyWaiters: Array<() => void> | undefined
   private settling = false
+  /** The close this side sent, if it closed first: what the connection ended with. */
+  private sentClose: { code: number, reason: string } | undefined
   /**
    * The TCP socket under the WebSocket, where frames may be written to it directly (no
    * extension negotiated); corked while a turn's frames gather.
@@ -210,16 +222,25 @@ export class Connection<State, Frame extends object = object> {
   close (code: number, reason = ''): void {
     if (this.closing) return
     this.closing = true
+    this.sentClose = { code, reason }
     this.queue = undefined
     this.socket.close(code, reason)
     setTimeout(() => { this.socket.terminate() }, closeGraceMs).unref()
   }
 
-  /** @internal the socket is closed: nothing more to send, receive or cut off. */
-  closed (): void {
+  /** @internal the peer broke the protocol; ws has sent the close with this code. */
+  faulted (code: number, reason: string): void {
+    this.sentClose ??= { code, reason }
+    this.closing = true
+    this.queue = undefined
+  }
+
+  /** @internal the socket is closed: nothing more to send, receive or cut off. Says how it ended. */
+  closed (peerCode: number, peerReason: string): { code: number, reason: string } {
     this.closing = true
     this.queue = undefined
     this.wakeReplyWaiters()
+    return this.sentClose ?? { code: peerCode, reason: peerReason }
   }
 
   /** @internal a frame from the socket, run after the ones before it. */
@@ -286,8 +307,12 @@ export function addEndpoint<State, Frame extends object = object> (fastify: Fast
   // connection costs less): each finds its connection on the socket it is called on.
   type Carrier = WebSocket & { [connectionKey]?: Connection<State, Frame> }
   function onSocketError (this: Carrier, error: Error & { code?: string }): void {
-    // The peer's fault (a frame too large, bad UTF-8, …): one line, no stack; ws closes the socket.
-    fastify.log.info({ reqId: this[connectionKey]?.reqId, endpoint, code: error.code, reason: error.message }, 'socket error')
+    // The peer's fault (a frame too large, bad UTF-8, …): ws has sent its close; the
+    // connection's close says which, in the one line its `closed` handler may log. No stack.
+    const connection = this[connectionKey]
+    const reason = `${error.code ?? 'socket error'}: ${error.message}`
+    if (connection !== undefined) connection.faulted(closeCodeOf(error.code), reason)
+    else fastify.log.info({ endpoint, reason }, 'socket error')
     this.terminate()
   }
   function onPong (this: Carrier): void {
@@ -297,13 +322,13 @@ export function addEndpoint<State, Frame extends object = object> (fastify: Fast
   function onMessage (this: Carrier, data: Buffer, isBinary: boolean): void {
     this[connectionKey]?.receive(data, isBinary)
   }
-  function onClose (this: Carrier, code: number): void {
+  function onClose (this: Carrier, code: number, reason: Buffer): void {
     const connection = this[connectionKey]
     if (connection === undefined) return
     this[connectionKey] = undefined
     connections.delete(connection)
-    connection.closed()
-    definition.closed?.(connection, code)
+    const ended = connection.closed(code, reason.toString('utf8'))
+    definition.closed?.(connection, ended.code, ended.reason)
   }
 
   fastify.route({
@@ -315,6 +340,12 @@ export function addEndpoint<State, Frame extends object = object> (fastify: Fast
         return await reply.code(result.statusCode).send({ error: result.error, message: result.message })
       }
       request.endpointState = result
+    },
+    // An upgrade that gets an HTTP answer: one that opens is hijacked and sends none. (Not
+    // onResponse: injectWS's in-memory socket never finishes a response.)
+    onSend: async (request, reply, payload) => {
+      if (request.ws) definition.refused?.(reply.statusCode)
+      return payload
     },
     // A plain GET that may open the socket but did not ask to: say how, in JSON like every error.
     handler: async (_request, reply) => {
@@ -348,9 +379,19 @@ export function addEndpoint<State, Frame extends object = object> (fastify: Fast
     }
   })
 
-  // One timer for every connection: whoever did not answer the last ping is gone.
+  // One timer for every connection: whoever did not answer the last ping is gone. A round
+  // that comes late (the event loop was blocked: a long GC, a loaded machine) judges no one,
+  // as the pongs that came meanwhile are not read yet (timers run before I/O); the next
+  // round judges, late or not, so that a loop always behind still cuts dead peers off.
   if (definition.keepaliveIntervalMs > 0) {
+    let lastRoundMs = Date.now()
+    let skipped = false
     const timer = setInterval(() => {
+      const now = Date.now()
+      const late = now - lastRoundMs > definition.keepaliveIntervalMs * maxKeepaliveDelayShare
+      lastRoundMs = now
+      skipped = late && !skipped
+      if (skipped) return
       for (const connection of connections) {
         if (!connection.alive) {
           connection.socket.terminate()
@@ -388,6 +429,13 @@ function detachUpgradeResponse (socket: WebSocket): void {
   const tcp = (socket as unknown as { _socket?: { _httpMessage?: { detachSocket?: (socket: unknown) => void } | null } })._socket
   const response = tcp?._httpMessage
   if (tcp !== undefined && response?.detachSocket !== undefined) response.detachSocket(tcp)
+}
+
+/** The close code ws sends for a peer's protocol fault, by the code of its error. */
+function closeCodeOf (wsErrorCode: string | undefined): number {
+  if (wsErrorCode === 'WS_ERR_INVALID_UTF8') return CloseCode.invalidUtf8
+  if (wsErrorCode === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return CloseCode.frameTooLarge
+  return 1002 // protocol error
 }
 
 function isRefusal (value: unknown): value is Refusal {

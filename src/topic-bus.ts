@@ -71,7 +71,16 @@ const fillRetryMs = 500
 const fillPageSize = 1000
 /** Gap fills reading at once, however many topics need one (after a LISTEN reconnect, all do). */
 const maxConcurrentFills = 4
-/** Memory for recent messages over all topics at most; past it, topics read their histories. */
+/**
+ * Memory for recent messages over all topics at most; past it, topics read their histories.
+ * There is no share per user: one user's sockets (MAX_CONNECTIONS_PER_USER × 100 topics,
+ * 2000 at the defaults, each keeping HISTORY_LIMIT messages of up to MAX_MESSAGE_CHARS) can
+ * hold all of it. What that costs is bounded all the same: memory stays within this; every
+ * other topic's histories are read from the database as if nothing were kept (correct, and
+ * paced by each user's history-read budget); and the messages are let go as soon as that
+ * user's sockets leave the topics. A per-user share would need the bus to know whose
+ * subscribe made a topic keep its messages.
+ */
 const maxRecentBytes = 64 * 1024 * 1024
 
 /** About what a kept message takes in memory: its strings (two bytes a character at worst) and the object. */

@@ -19,7 +19,7 @@ async function count (app: FastifyInstance, topic?: string): Promise<number> {
 }
 
 t.test('the handshake is refused before the upgrade', async (t) => {
-  const app = await buildTestApp(t, { ALLOWED_ORIGINS: 'https://friend.example', MAX_CONNECTIONS_PER_USER: '2' })
+  const app = await buildTestApp(t, { ALLOWED_ORIGINS: 'https://friend.example', MAX_CONNECTIONS_PER_USER: '2', METRICS_PORT: '0' })
   const { cookie } = await register(app)
   const ticket = await ticketFor(app, cookie)
   const open = async (query: string, headers: Record<string, string> = {}) =>
@@ -42,6 +42,10 @@ t.test('the handshake is refused before the upgrade', async (t) => {
 
   const http = await app.inject({ url: `/chat?ticket=${ticket}`, headers: { cookie } })
   t.not(http.statusCode, 101, 'a plain GET is no upgrade')
+
+  const metrics = await (await fetch(`${app.metricsUrl ?? ''}/metrics`)).text()
+  const refusals = Object.fromEntries([...metrics.matchAll(/^canopy_ws_refusals_total\{status="(\d+)"\} (\d+)$/gm)].map(([, status, n]) => [status, Number(n)]))
+  t.same(refusals, { 401: 1, 403: 4, 429: 1 }, 'canopy_ws_refusals_total counts the upgrades refused, by status; not the plain GET, not those that opened')
 })
 
 t.test('a connection', async (t) => {

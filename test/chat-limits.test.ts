@@ -106,48 +106,10 @@ t.test('publish rate limiting, then 1008 under sustained abuse', async (t) => {
 
   // Keep on without waiting: the connection is closed.
   for (let i = 4; i < 200; i++) client.send({ type: 'publish', topic: 'rate', text: 'spam', ref: `r${i}` })
-  t.equal((await client.closed).code, CloseCode.policy)
+  t.same(await client.closed, { code: CloseCode.policy, reason: 'kept sending without pausing after rate limiting' })
   t.same(await app.db.query('SELECT text FROM messages ORDER BY id'), [{ text: 'm0' }, { text: 'm1' }, { text: 'm2' }], 'nothing over the limit was stored')
   other.send({ type: 'subscribe', topic: 'still-here' })
   t.match(await other.nextOf('subscribed'), { topic: 'still-here' }, 'the other connection is unaffected')
-})
-
-t.test('a client that waits the hint it was given, with 32 publishes in flight, is never closed and gets every publish acked', async (t) => {
-  const app = await buildTestApp(t, { PUBLISH_RATE: '40', PUBLISH_BURST: '5' })
-  const { cookie } = await register(app)
-  const client = await connectTcp(await listen(app), cookie, await ticketFor(app, cookie), { topic: 'polite' })
-  await client.nextOf('subscribed')
-  const total = 120
-  const window = 32
-  const acked = new Set<string>()
-  let nextToSend = 0
-  let inFlight = 0
-  let refusals = 0
-  const sendOne = (ref: string): void => { client.send({ type: 'publish', topic: 'polite', text: ref, ref }); inFlight++ }
-  while (nextToSend < window) sendOne(`p${nextToSend++}`)
-  while (acked.size < total) {
-    const frame = await client.next()
-    if (frame.type === 'ack') {
-      acked.add(frame.ref)
-      inFlight--
-      if (nextToSend < total) sendOne(`p${nextToSend++}`)
-    } else if (frame.type === 'error') {
-      t.equal(frame.code, 'rate_limited', 'only ever told to wait')
-      refusals++
-      inFlight--
-      const { ref, retryAfterMs } = frame
-      if (ref === undefined || retryAfterMs === undefined) throw new Error('a refusal without its ref or wait')
-      // The hint is the protocol's own wait: the client honours it, as a polite client does.
-      setTimeout(() => { sendOne(ref) }, retryAfterMs)
-    }
-    if (inFlight > window) throw new Error('the test client kept more than 32 in flight')
-  }
-  t.equal(acked.size, total, `all ${total} acked after ${refusals} refusals`)
-  t.ok(refusals > 0, 'the limit was met on the way')
-  t.equal(client.socket.readyState, client.socket.OPEN, 'never closed')
-  const rows = await app.db.query<{ n: number }>('SELECT count(*)::int AS n FROM messages')
-  t.equal(rows[0]?.n, total, 'each stored once')
-  client.close()
 })
 
 t.test('history reads have a per-user budget: subscribes on every connection and HTTP pages share it', async (t) => {

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import t from 'tap'
-import { tempDir, uniqueName, type TestContext } from './helpers/app.js'
+import { buildTestApp, register, tempDir, uniqueName, type TestContext } from './helpers/app.js'
 import { connectTcp, type ChatClient } from './helpers/chat.js'
 import { startPostgres } from './helpers/postgres.js'
 import { redactUrl } from '../src/app.js'
@@ -10,8 +10,16 @@ import { CloseCode } from '../src/protocol.js'
 
 interface LogLine {
   msg?: string
+  level?: number
   reqId?: string
   req?: { url?: string }
+  user?: string
+  topic?: string
+  code?: number
+  reason?: string
+  topics?: string[]
+  retryAfterMs?: number
+  unlogged?: number
   raw: string
 }
 
@@ -130,6 +138,43 @@ t.test('logs hold no secret (url, failed query), health probes are not logged, a
     }
   })
 
+  await t.test('a socket\'s open and close are a line each at info: the user, the close code, the topics', async (t) => {
+    const start = await mark()
+    const client = await connectTcp(baseUrl, cookie, wsTicket, { topic: 'logs' })
+    await client.nextOf('subscribed')
+    client.send({ type: 'subscribe', topic: 'logs-too' })
+    await client.nextOf('subscribed')
+    client.socket.close(1000, 'done')
+    await client.closed
+    const closedAt = await log.waitFor((line) => line.msg === 'socket closed', start.index)
+    const opened = log.lines.slice(start.index, closedAt).filter((line) => line.msg === 'socket opened')
+    t.match(opened, [{ level: 30, user: username, topic: 'logs', reqId: String }], 'opened: who, and the topic of the url')
+    t.match(log.lines[closedAt], { level: 30, user: username, code: 1000, reason: 'done', topics: ['logs', 'logs-too'] }, 'closed: who, how, and what it was subscribed to')
+    t.equal(log.lines[closedAt]?.reqId, opened[0]?.reqId, 'the same reqId as the upgrade')
+  })
+
+  await t.test('rate-limit refusals are logged at info, sampled: a flood of them is a line or two', async (t) => {
+    const client = await connectTcp(baseUrl, cookie, wsTicket, { topic: 'logs-flood' })
+    await client.nextOf('subscribed')
+    const start = await mark()
+    // 100 at once against a burst of 60: about 40 refused, fewer than a polite client may
+    // have refused within one pause (it stays open).
+    for (let i = 0; i < 100; i++) client.send({ type: 'publish', topic: 'logs-flood', text: 'flood', ref: `flood-${i}` })
+    let refusals = 0
+    for (let answered = 0; answered < 100; answered++) {
+      const frame = await client.next()
+      if (frame.type === 'error') refusals++
+      else if (frame.type !== 'ack') answered--
+    }
+    const end = await mark()
+    const lines = log.lines.slice(start.index, end.index).filter((line) => line.msg === 'rate limited')
+    t.ok(refusals > 10, `${refusals} refused`)
+    t.ok(lines.length >= 1 && lines.length < refusals, `${lines.length} lines for ${refusals} refusals`)
+    t.match(lines[0], { level: 30, user: username, retryAfterMs: Number, unlogged: Number })
+    t.notMatch(lines[0]?.raw ?? '', /"stack"/)
+    client.close()
+  })
+
   const faults: Array<[string, (client: ChatClient) => void, number]> = [
     ['a frame over 64 KiB', (client) => { client.send('x'.repeat(64 * 1024 + 1)) }, CloseCode.frameTooLarge],
     ['a text frame that is not UTF-8', (client) => { client.socket.send(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), { binary: false }) }, CloseCode.invalidUtf8]
@@ -145,6 +190,7 @@ t.test('logs hold no secret (url, failed query), health probes are not logged, a
       // The first marker's own lines are not the fault's.
       const lines = log.lines.slice(start.index, end.index).filter((line) => line.reqId !== start.reqId)
       t.equal(lines.length, 1, lines.map((line) => line.raw).join('\n'))
+      t.match(lines[0], { msg: 'socket closed', code: closeCode, reason: /^WS_ERR_/ }, 'the close line, which says the fault')
       t.notMatch(lines[0]?.raw ?? '', /"stack"/)
     })
   }
@@ -161,4 +207,24 @@ t.test('a logged url never shows a ticket, however its name is spelled', async (
     ['/healthz', '/healthz']
   ]
   for (const [url, logged] of cases) t.equal(redactUrl(url), logged, url)
+})
+
+t.test('while the topic bus is down, refused publishes log one warning per 10 s, without a stack', async (t) => {
+  const app = await buildTestApp(t)
+  const { cookie } = await register(app)
+  const warnings: unknown[][] = []
+  const warn = app.log.warn.bind(app.log)
+  app.log.warn = ((...args: unknown[]) => { warnings.push(args) }) as typeof app.log.warn
+  t.teardown(() => { app.log.warn = warn })
+  Object.defineProperty(app.topicBus, 'ready', { configurable: true, get: () => false })
+  t.teardown(() => { Reflect.deleteProperty(app.topicBus, 'ready') })
+  for (let i = 0; i < 20; i++) {
+    const response = await app.inject({ method: 'POST', url: '/api/topics/outage/messages', headers: { cookie }, payload: { text: 'hello', ref: `outage-${i}` } })
+    t.equal(response.statusCode, 503)
+  }
+  t.equal(warnings.length, 1, 'one line for 20 refusals')
+  const [fields, message] = warnings[0] ?? []
+  t.equal(message, 'publishes refused: the topic bus is reconnecting')
+  t.match(fields, { topic: 'outage', unlogged: 0 })
+  t.notOk(fields !== null && typeof fields === 'object' && 'err' in fields, 'no error object, so no stack')
 })
