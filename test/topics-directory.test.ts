@@ -58,7 +58,7 @@ t.test('the directory: most recently active first, numbers for ids and counts, u
 t.test('at most 100 topics, and unread stops at 1000', async (t) => {
   const app = await buildTestApp(t)
   const { cookie, id } = await register(app)
-  await app.db.query('INSERT INTO topics (name, last_id) SELECT \'bulk-\' || g, 1 FROM generate_series(1, 105) g')
+  await app.db.query('INSERT INTO topics (name, last_id, last_at) SELECT \'bulk-\' || g, 1, now() - make_interval(secs => g) FROM generate_series(1, 105) g')
   await app.db.query(`INSERT INTO messages (topic, id, author_id, author, text, at)
     SELECT 'bulk-' || g, 1, $1, 'w', 'x', now() - make_interval(secs => g) FROM generate_series(1, 105) g`, [id])
   await app.db.query("INSERT INTO topics (name, last_id) VALUES ('busy', 1500)")
