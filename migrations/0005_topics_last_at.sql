@@ -4,4 +4,4 @@ UPDATE "topics" AS t SET "last_at" = m."at" FROM "messages" AS m WHERE m."topic"
 -- A topic with subscribers exists: subscribing now makes its row, as a first publish does.
 INSERT INTO "topics" ("name") SELECT DISTINCT "topic" FROM "topic_members" WHERE "instances" > 0 ON CONFLICT DO NOTHING;--> statement-breakpoint
 CREATE INDEX "topic_members_user_id_idx" ON "topic_members" USING btree ("user_id");--> statement-breakpoint
-CREATE INDEX "topics_last_at_idx" ON "topics" USING btree ("last_at" DESC NULLS LAST,"name") WHERE last_id > 0;
+CREATE INDEX "topics_last_at_idx" ON "topics" USING btree ("last_at" DESC NULLS FIRST,"name") WHERE last_id > 0;

@@ -2,6 +2,8 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp, register } from './helpers/app.js'
 import { startInstances } from './helpers/instances.js'
+import type { Queryable } from '../src/db/database.js'
+import { listTopics } from '../src/topic-directory.js'
 
 // GET /api/topics and PUT /api/topics/:topic/read (issue 16).
 
@@ -78,4 +80,59 @@ t.test('read positions follow the user to another device on another instance', a
   t.equal((await topics(b.app, b.user.cookie)).find((topic) => topic.name === 'shared')?.unread, 4)
   t.equal(await read(a.app, otherDevice, 'shared', 3), 204)
   t.equal((await topics(b.app, b.user.cookie)).find((topic) => topic.name === 'shared')?.unread, 1, 'read on one device and instance, seen on the other')
+})
+
+/** A node of EXPLAIN (ANALYZE, FORMAT JSON)'s plan. */
+interface PlanNode {
+  'Relation Name'?: string
+  'Actual Rows'?: number
+  'Actual Loops'?: number
+  'Rows Removed by Filter'?: number
+  'Rows Removed by Index Recheck'?: number
+  Plans?: PlanNode[]
+}
+
+/** Rows every scan of a table or index in the plan read, kept or filtered out, over all its loops. */
+function rowsRead (node: PlanNode): number {
+  const own = node['Relation Name'] === undefined
+    ? 0
+    : ((node['Actual Rows'] ?? 0) + (node['Rows Removed by Filter'] ?? 0) + (node['Rows Removed by Index Recheck'] ?? 0)) * (node['Actual Loops'] ?? 1)
+  return own + (node.Plans ?? []).reduce((sum, child) => sum + rowsRead(child), 0)
+}
+
+/** The rows GET /api/topics's statement reads for this user: run again under EXPLAIN ANALYZE. */
+async function rowsReadByListing (db: Queryable, userId: number): Promise<number> {
+  let statement: { text: string, params: unknown[] | undefined } | undefined
+  await listTopics({ query: async (text, params) => { statement = { text, params }; return [] } }, userId)
+  if (statement === undefined) throw new Error('listTopics ran no statement')
+  const [row] = await db.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${statement.text}`, statement.params)
+  const plan = row?.['QUERY PLAN']
+  const [explained] = (typeof plan === 'string' ? JSON.parse(plan) : plan) as Array<{ Plan: PlanNode }>
+  if (explained === undefined) throw new Error('no plan')
+  return rowsRead(explained.Plan)
+}
+
+/** `count` topics named prefix-N with one message each, from a few statements (generate_series). */
+async function addTopics (db: Queryable, authorId: number, prefix: string, count: number): Promise<void> {
+  await db.query('INSERT INTO topics (name, last_id) SELECT $1 || g, 1 FROM generate_series(1, $2::int) g', [prefix, count])
+  await db.query(`INSERT INTO messages (topic, id, author_id, author, text, at)
+    SELECT $1 || g, 1, $3, 'w', 'x', now() - make_interval(secs => g) FROM generate_series(1, $2::int) g`, [prefix, count, authorId])
+  await db.query('ANALYZE')
+}
+
+t.test('GET /api/topics reads as many rows with 100,000 topics as with 1,000', async (t) => {
+  const app = await buildTestApp(t)
+  const { cookie, id } = await register(app)
+  await addTopics(app.db, id, 'small-', 1000)
+  // The user has joined a few topics: they are read too.
+  await app.db.query("INSERT INTO read_positions (user_id, topic, last_read_id) VALUES ($1, 'small-1', 1), ($1, 'small-500', 1), ($1, 'small-1000', 0)", [id])
+  const small = await rowsReadByListing(app.db, id)
+  await addTopics(app.db, id, 'large-', 99_000)
+  const large = await rowsReadByListing(app.db, id)
+  t.comment(`rows read: ${small} with 1,000 topics, ${large} with 100,000`)
+  t.ok(large <= small, `no more rows read with 100,000 topics (${large}) than with 1,000 (${small})`)
+  t.ok(large < 1000, `a bounded number of rows, not the topics (${large})`)
+  const listed = await topics(app, cookie)
+  t.same(listed.slice(0, 3).map((topic) => topic.name).sort(), ['small-1', 'small-1000', 'small-500'], 'the joined topics first')
+  t.equal(listed.length, 103, 'then 100 others')
 })

@@ -37,7 +37,7 @@ export const topics = pgTable('topics', {
   lastAt: timestamp('last_at', { withTimezone: true }).notNull().defaultNow()
 }, (t) => [
   // The directory's others: topics with messages, most recently active first, read from the top.
-  index('topics_last_at_idx').on(t.lastAt.desc(), t.name).where(sql`last_id > 0`)
+  index('topics_last_at_idx').on(t.lastAt.desc().nullsFirst(), t.name).where(sql`last_id > 0`)
 ])
 
 /**
