@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp, register } from './helpers/app.js'
+import { connect } from './helpers/chat.js'
 import { startInstances } from './helpers/instances.js'
 import type { Queryable } from '../src/db/database.js'
 import { listTopics } from '../src/topic-directory.js'
@@ -135,4 +136,65 @@ t.test('GET /api/topics reads as many rows with 100,000 topics as with 1,000', a
   const listed = await topics(app, cookie)
   t.same(listed.slice(0, 3).map((topic) => topic.name).sort(), ['small-1', 'small-1000', 'small-500'], 'the joined topics first')
   t.equal(listed.length, 103, 'then 100 others')
+})
+
+t.test('a user\'s joined topics come first, and another user\'s new topics never push them out', async (t) => {
+  const app = await buildTestApp(t, { PUBLISH_RATE: '1000', PUBLISH_BURST: '1000', TOPIC_CREATE_RATE: '1000' })
+  const bob = await register(app)
+  const mallory = await register(app)
+  for (const topic of ['general', 'ops', 'release']) {
+    await publish(app, bob.cookie, topic, 2)
+    t.equal(await read(app, bob.cookie, topic, 1), 204)
+  }
+  // Joined by subscribing, and no message yet: listed all the same.
+  const client = await connect(app, bob.cookie, { topic: 'quiet' })
+  await client.nextOf('subscribed')
+  client.close()
+  // Another user makes more new topics than the directory lists, all more recently active.
+  for (let i = 0; i < 110; i++) await publish(app, mallory.cookie, `spam-${i}`, 1)
+
+  const listed = await topics(app, bob.cookie)
+  t.same(listed.slice(0, 4).map((topic) => topic.name).sort(), ['general', 'ops', 'quiet', 'release'], 'bob\'s own topics first, none pushed out')
+  t.same(listed.slice(0, 4).map((topic) => topic.name), ['quiet', 'release', 'ops', 'general'], 'most recently active first')
+  t.match(listed.find((topic) => topic.name === 'quiet'), { lastId: 0, unread: 0 }, 'a joined topic without messages')
+  t.match(listed.find((topic) => topic.name === 'ops'), { lastId: 2, unread: 1 }, 'read up to 1 of 2')
+  t.equal(listed.length, 104, 'then 100 others')
+  t.ok(listed.slice(4).every((topic) => topic.name.startsWith('spam-')), 'the others: the most recently active')
+  t.equal(new Set(listed.map((topic) => topic.name)).size, listed.length, 'none listed twice')
+  const ofMallory = await topics(app, mallory.cookie)
+  t.equal(ofMallory.length, 100, 'mallory joined nothing: 100 others')
+  t.equal(ofMallory[0]?.name, 'spam-109')
+})
+
+t.test('PUT …/read on a topic that does not exist is 404 and stores nothing', async (t) => {
+  const app = await buildTestApp(t)
+  const { cookie } = await register(app)
+  for (let i = 0; i < 5; i++) {
+    const response = await app.inject({ method: 'PUT', url: `/api/topics/nowhere-${i}/read`, headers: { cookie }, payload: { id: 1 } })
+    t.equal(response.statusCode, 404, `nowhere-${i}`)
+    t.match(response.json(), { error: 'not_found', message: String })
+  }
+  t.same(await app.db.query('SELECT * FROM read_positions'), [], 'no read position stored')
+  t.same(await app.db.query("SELECT * FROM topics WHERE name LIKE 'nowhere-%'"), [], 'no topic made')
+  // A topic with a subscriber and no message exists.
+  const client = await connect(app, cookie, { topic: 'empty-room' })
+  await client.nextOf('subscribed')
+  t.equal(await read(app, cookie, 'empty-room', 5), 204, 'a topic with subscribers exists')
+  client.close()
+})
+
+t.test('GET /api/topics is budgeted per user', async (t) => {
+  const app = await buildTestApp(t)
+  const { cookie } = await register(app)
+  let response
+  let reads = 0
+  do {
+    response = await app.inject({ url: '/api/topics', headers: { cookie } })
+    reads++
+  } while (response.statusCode === 200 && reads < 500)
+  t.equal(response.statusCode, 429, `429 after ${reads} reads`)
+  t.match(response.json(), { error: 'rate_limited', message: String, retryAfterMs: Number })
+  t.match(response.headers['retry-after'], /^\d+$/)
+  const other = await register(app)
+  t.equal((await app.inject({ url: '/api/topics', headers: { cookie: other.cookie } })).statusCode, 200, 'another user is not held back')
 })
