@@ -61,7 +61,7 @@ export function toFrame (row: MessageRow): MessageFrame {
  * them all (group commit). Each topic's sequence is bumped once under its row lock, in
  * topic order (no deadlock between instances), so ids within a topic are gapless and in
  * commit order, and its `lastAt` moves to its latest message's time under the same lock (the
- * directory reads topics by it). With `notify`, the same statement sends one NOTIFY per
+ * directory reads topics by it; never backwards, should another instance's clock be behind). With `notify`, the same statement sends one NOTIFY per
  * topic, delivered at commit (src/bus-format.ts).
  *
  * A repeated ref fails the whole statement (unique index) and takes no sequence number.
