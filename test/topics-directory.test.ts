@@ -1,9 +1,11 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp, register } from './helpers/app.js'
 import { connect } from './helpers/chat.js'
 import { startInstances } from './helpers/instances.js'
-import type { Queryable } from '../src/db/database.js'
+import { migrationsFolder, type Queryable } from '../src/db/database.js'
 import { listTopics } from '../src/topic-directory.js'
 
 // GET /api/topics and PUT /api/topics/:topic/read (issue 16).
@@ -197,4 +199,22 @@ t.test('GET /api/topics is budgeted per user', async (t) => {
   t.match(response.headers['retry-after'], /^\d+$/)
   const other = await register(app)
   t.equal((await app.inject({ url: '/api/topics', headers: { cookie: other.cookie } })).statusCode, 200, 'another user is not held back')
+})
+
+t.test('migration 0005 backfills last_at from each topic\'s last message, and makes the rows of topics with subscribers', async (t) => {
+  const app = await buildTestApp(t)
+  const { id } = await register(app)
+  // As before the migration: topics whose last_at says nothing (the column's default), one with subscribers and no row.
+  await app.db.query("INSERT INTO topics (name, last_id, last_at) VALUES ('old', 2, now()), ('older', 1, now())")
+  await app.db.query(`INSERT INTO messages (topic, id, author_id, author, text, at) VALUES
+    ('old', 1, $1, 'w', 'x', '2020-01-01T00:00:00Z'), ('old', 2, $1, 'w', 'x', '2020-01-02T00:00:00Z'), ('older', 1, $1, 'w', 'x', '2019-05-05T00:00:00Z')`, [id])
+  await app.db.query("INSERT INTO topic_members (topic, user_id, user_name, instances) VALUES ('occupied', $1, 'w', 1), ('abandoned', $1, 'w', 0)", [id])
+  const migration = readFileSync(join(migrationsFolder, '0005_topics_last_at.sql'), 'utf8').split('--> statement-breakpoint')
+  for (const statement of migration.filter((text) => /^\s*(--.*\n)*\s*(UPDATE|INSERT)/.test(text))) await app.db.query(statement)
+  const rows = await app.db.query<{ name: string, last_id: number, last_at: Date }>('SELECT name, last_id, last_at FROM topics ORDER BY name')
+  t.same(rows.map((row) => [row.name, row.last_id, row.name === 'occupied' ? 'now' : row.last_at.toISOString()]), [
+    ['occupied', 0, 'now'],
+    ['old', 2, '2020-01-02T00:00:00.000Z'],
+    ['older', 1, '2019-05-05T00:00:00.000Z']
+  ])
 })
