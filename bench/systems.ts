@@ -66,6 +66,8 @@ function canopyEnv (port: number, databaseUrl: string, dataDir: string, sessionS
     MAX_CONNECTIONS_PER_USER: '100000',
     HISTORY_READ_RATE: '1000000',
     HISTORY_READ_BURST: '1000000',
+    // One subscriber account brings every topic of a scenario into being (100 in publish-heavy).
+    TOPIC_CREATE_RATE: '1000000',
     LOGIN_ATTEMPTS: '100000'
   }
 }

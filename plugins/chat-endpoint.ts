@@ -88,6 +88,16 @@ export default fp(async function chatEndpoint (fastify) {
       refuseForRate(connection, `over the history reads a user may make per second; subscribe again in ${readWaitMs} ms`, readWaitMs, undefined, topic)
       return
     }
+    // A subscribe may bring a topic into being: TOPIC_CREATE_RATE (free when the topic is known to exist).
+    const creation = await fastify.topicCreations.admit(connection.state.user.id, topic, { make: true })
+    if (creation === 'unavailable') {
+      connection.send(errorFrame('unavailable', `could not subscribe to ${topic}; subscribe again`))
+      return
+    }
+    if (creation !== 'ok') {
+      refuseForRate(connection, `over ${config.topicCreatesPerHour} new topics per hour; ${topic} is not one yet; subscribe again in ${creation.retryAfterMs} ms`, creation.retryAfterMs, undefined, topic)
+      return
+    }
     // The user counts as present from now, and the `subscribed` frame waits until the
     // database says so: whoever subscribes after it arrives sees this user present.
     if (isNew) topics.add(topic)

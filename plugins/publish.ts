@@ -3,6 +3,7 @@ import { LogSampler } from '../src/log-sampler.js'
 import { PublishLimiter } from '../src/publish-limiter.js'
 import { PublishQueue, PublishRefusedError, PublishUnavailableError } from '../src/publish-queue.js'
 import { BusUnavailableError } from '../src/topic-bus.js'
+import { TopicCreations } from '../src/topic-creations.js'
 import type { ErrorCode, MessageFrame } from '../src/protocol.js'
 import type { User } from '../src/users.js'
 
@@ -29,6 +30,8 @@ declare module 'fastify' {
     publish(user: User, topic: string, text: string, ref: string | undefined): Promise<PublishOutcome>
     /** Publishes not yet answered, so shutdown can wait for them. */
     publishesInFlight: ReadonlySet<Promise<PublishOutcome>>
+    /** TOPIC_CREATE_RATE: whether a user may subscribe to a topic that may not exist yet (src/topic-creations.ts). */
+    topicCreations: Pick<TopicCreations, 'admit'>
   }
 }
 
@@ -40,8 +43,9 @@ const unavailable = { ok: false, code: 'unavailable', message: 'the message coul
 const failureLogEveryMs = 10_000
 
 export default fp(async function publish (fastify) {
-  const { publishRatePerSecond, publishBurst } = fastify.config
+  const { publishRatePerSecond, publishBurst, topicCreatesPerHour } = fastify.config
   const perUser = new PublishLimiter(fastify.db, publishRatePerSecond, publishBurst)
+  const creations = new TopicCreations({ db: fastify.db, perHour: topicCreatesPerHour })
   const inFlight = new Set<Promise<PublishOutcome>>()
   const { topicBus: bus, metrics } = fastify
   const { publishQueueWaitMs, statementTimeoutMs } = fastify.config
@@ -61,6 +65,7 @@ export default fp(async function publish (fastify) {
       if (!bus.ready) throw new BusUnavailableError('the topic bus is reconnecting')
       const stored = await queue.add({ topic, authorId: user.id, author: user.name, text, ref },
         committed === undefined ? undefined : (stored) => { committed(stored.message) })
+      creations.remember(topic)
       return { ok: true, message: stored.message, duplicate: stored.duplicate }
     } catch (error) {
       if (error instanceof PublishRefusedError) {
@@ -87,6 +92,7 @@ export default fp(async function publish (fastify) {
   }
 
   fastify.decorate('publishesInFlight', inFlight)
+  fastify.decorate('topicCreations', creations)
   fastify.decorate('queuePublish', async (user: User, topic: string, text: string, ref: string | undefined, committed?: (message: MessageFrame) => void) => {
     // Refused before anything is stored.
     const allowed = await perUser.take(user.id)
@@ -94,6 +100,12 @@ export default fp(async function publish (fastify) {
     if (allowed !== 'ok') {
       const { retryAfterMs } = allowed
       return counted({ ok: false, code: 'rate_limited', message: `over ${publishRatePerSecond} messages per second; nothing was stored; resend in ${retryAfterMs} ms`, retryAfterMs } as const)
+    }
+    const creation = await creations.admit(user.id, topic, { make: false })
+    if (creation === 'unavailable') return counted(unavailable)
+    if (creation !== 'ok') {
+      const { retryAfterMs } = creation
+      return counted({ ok: false, code: 'rate_limited', message: `over ${topicCreatesPerHour} new topics per hour; ${topic} is not one yet and nothing was stored; resend in ${retryAfterMs} ms`, retryAfterMs } as const)
     }
     // store() joins the publish queue synchronously, before this function returns.
     const outcome = store(user, topic, text, ref, committed).then(counted)

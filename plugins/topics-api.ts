@@ -3,7 +3,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { HttpError } from '../src/errors.js'
 import { readPage } from '../src/message-store.js'
 import { checkText, isValidTopic, MessageBody, type ErrorCode, MessagesBody, PageQuery, PublishBody, ReadBody, statusByErrorCode, TopicParams, topicPattern, TopicsBody } from '../src/protocol.js'
-import { listTopics, markRead } from '../src/topic-directory.js'
+import { TokenBuckets } from '../src/token-bucket.js'
+import { directoryReadBurst, directoryReadsPerSecond, listTopics, markRead } from '../src/topic-directory.js'
 import type { User } from '../src/users.js'
 
 /** A query string's number in digits only: coercion would also read 1e2, 0x10, +3 or " 1". */
@@ -19,6 +20,8 @@ function checkTopic (topic: string): void {
  */
 export default fp(async function topicsApi (fastify) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  const directoryReads = new TokenBuckets<number>(directoryReadsPerSecond, directoryReadBurst)
+  fastify.addHook('onClose', async () => { directoryReads.stop() })
 
   app.get('/api/topics/:topic/messages', {
     schema: { params: TopicParams, querystring: PageQuery, response: { 200: MessagesBody } },
@@ -44,15 +47,21 @@ export default fp(async function topicsApi (fastify) {
     schema: { response: { 200: TopicsBody } },
     preHandler: fastify.requireUser
   }, async (request) => {
-    return { topics: await listTopics(fastify.db, (request.user as User).id) }
+    const userId = (request.user as User).id
+    const waitMs = directoryReads.take(userId)
+    if (waitMs > 0) throw new HttpError(429, 'rate_limited', `Too many topic list reads; try again in ${waitMs} ms`, waitMs)
+    return { topics: await listTopics(fastify.db, userId) }
   })
 
   app.put('/api/topics/:topic/read', {
     schema: { params: TopicParams, body: ReadBody },
     preHandler: fastify.requireUser
   }, async (request, reply) => {
-    checkTopic(request.params.topic)
-    await markRead(fastify.db, (request.user as User).id, request.params.topic, request.body.id)
+    const { topic } = request.params
+    checkTopic(topic)
+    if (!await markRead(fastify.db, (request.user as User).id, topic, request.body.id)) {
+      throw new HttpError(404, 'not_found', `There is no topic ${topic}`)
+    }
     return await reply.code(204).send()
   })
 

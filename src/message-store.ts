@@ -47,7 +47,7 @@ const m = {
   ref: messages.ref.name,
   at: messages.at.name
 }
-const t = { name: topics.name.name, lastId: topics.lastId.name }
+const t = { name: topics.name.name, lastId: topics.lastId.name, lastAt: topics.lastAt.name }
 
 interface MessageRow { topic: string, id: number, author: string, text: string, at: Date }
 const columns = `${m.topic} AS topic, ${m.id} AS id, ${m.author} AS author, ${m.text} AS text, ${m.at} AS at`
@@ -60,8 +60,9 @@ export function toFrame (row: MessageRow): MessageFrame {
  * Stores a batch of messages in one statement, so one transaction and one commit serve
  * them all (group commit). Each topic's sequence is bumped once under its row lock, in
  * topic order (no deadlock between instances), so ids within a topic are gapless and in
- * commit order. With `notify`, the same statement sends one NOTIFY per topic, delivered at
- * commit (src/bus-format.ts).
+ * commit order, and its `lastAt` moves to its latest message's time under the same lock (the
+ * directory reads topics by it; never backwards, should another instance's clock be behind). With `notify`, the same statement sends one NOTIFY per
+ * topic, delivered at commit (src/bus-format.ts).
  *
  * A repeated ref fails the whole statement (unique index) and takes no sequence number.
  */
@@ -70,10 +71,11 @@ WITH input AS (
   SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
     WITH ORDINALITY AS u(topic, author_id, author, text, ref, at, ord)
 ), counts AS (
-  SELECT topic, count(*)::int8 AS n FROM input GROUP BY topic
+  SELECT topic, count(*)::int8 AS n, max(at) AS last_at FROM input GROUP BY topic
 ), seq AS (
-  INSERT INTO ${T} AS t (${t.name}, ${t.lastId}) SELECT topic, n FROM counts ORDER BY topic
-  ON CONFLICT (${t.name}) DO UPDATE SET ${t.lastId} = t.${t.lastId} + excluded.${t.lastId}
+  INSERT INTO ${T} AS t (${t.name}, ${t.lastId}, ${t.lastAt}) SELECT topic, n, last_at FROM counts ORDER BY topic
+  ON CONFLICT (${t.name}) DO UPDATE SET ${t.lastId} = t.${t.lastId} + excluded.${t.lastId},
+    ${t.lastAt} = greatest(t.${t.lastAt}, excluded.${t.lastAt})
   RETURNING ${t.name} AS name, ${t.lastId} AS last_id
 ), numbered AS (
   SELECT i.topic, s.last_id - c.n + row_number() OVER (PARTITION BY i.topic ORDER BY i.ord) AS id,

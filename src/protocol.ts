@@ -179,8 +179,12 @@ export const PresentBody = Type.Object({ present: Type.Array(Type.String()) })
 export const TopicSummary = Type.Object({ name: Type.String(), lastId: Type.Integer(), lastAt: Type.String(), unread: Type.Integer() })
 export const TopicsBody = Type.Object({ topics: Type.Array(TopicSummary) })
 export const ReadBody = Type.Object({ id: MessageId })
-/** Topics listed by GET /api/topics at most; unread counts stop at this. */
+/**
+ * GET /api/topics lists at most maxJoinedTopics of the user's joined topics, then at most
+ * maxListedTopics others; unread counts stop at maxUnreadCount.
+ */
 export const maxListedTopics = 100
+export const maxJoinedTopics = 200
 export const maxUnreadCount = 1000
 export const MessageBody = Type.Object({ message: MessageFrame })
 /** Every HTTP error: a stable code and a sentence for people. */

@@ -1,22 +1,30 @@
 import { getTableName } from 'drizzle-orm'
 import type { Queryable } from './db/database.js'
-import { messages, readPositions, topics } from './db/schema.js'
-import { maxListedTopics, maxUnreadCount } from './protocol.js'
+import { readPositions, topicMembers, topics } from './db/schema.js'
+import { maxJoinedTopics, maxListedTopics, maxUnreadCount } from './protocol.js'
 
 /**
- * The topic directory: every topic with messages, most recently active first, with how much
- * of it a user has not read; and each user's read positions, kept in Postgres so they follow
- * the user to every device and instance. Ids are gapless per topic, so what is unread is the
- * distance from the read position to the topic's last id. The SQL names its tables and
- * columns from src/db/schema.ts.
+ * The topic directory: the topics a user has joined, then the other topics with messages,
+ * each part most recently active first, with how much of each the user has not read; and
+ * each user's read positions, kept in Postgres so they follow the user to every device and
+ * instance. Ids are gapless per topic, so what is unread is the distance from the read
+ * position to the topic's last id. The SQL names its tables and columns from src/db/schema.ts.
+ *
+ * What one answer costs does not grow with the number of topics: the others are the top of
+ * an index on the topics' last activity (`last_at`, kept by the batch statement of
+ * src/message-store.ts), the joined ones are found from the user's own rows.
  */
 
 const T = getTableName(topics)
-const M = getTableName(messages)
 const R = getTableName(readPositions)
-const t = { name: topics.name.name, lastId: topics.lastId.name }
-const m = { topic: messages.topic.name, id: messages.id.name, at: messages.at.name }
+const J = getTableName(topicMembers)
+const t = { name: topics.name.name, lastId: topics.lastId.name, lastAt: topics.lastAt.name }
 const r = { userId: readPositions.userId.name, topic: readPositions.topic.name, lastReadId: readPositions.lastReadId.name }
+const j = { userId: topicMembers.userId.name, topic: topicMembers.topic.name }
+
+/** GET /api/topics per user and instance: a page polls it once a minute; a reload or a reconnect of every tab at once fits in the burst. */
+export const directoryReadsPerSecond = 1
+export const directoryReadBurst = 20
 
 export interface TopicSummary {
   name: string
@@ -25,24 +33,50 @@ export interface TopicSummary {
   unread: number
 }
 
+/**
+ * Joined: the user has a read position in the topic, or has subscribed to it (a row of
+ * topic_members, which outlives the subscription). The others are read from the top of
+ * topics_last_at_idx: as many rows as may be listed plus as many as the joined part may hold
+ * (those are not listed twice), however many topics there are.
+ */
+const listTopicsSql = `
+WITH joined AS (
+  SELECT ${t.name} AS name, ${t.lastId} AS last_id, ${t.lastAt} AS last_at FROM ${T}
+  WHERE ${t.name} IN (SELECT ${r.topic} FROM ${R} WHERE ${r.userId} = $1 UNION SELECT ${j.topic} FROM ${J} WHERE ${j.userId} = $1)
+  ORDER BY ${t.lastAt} DESC, ${t.name} LIMIT $2
+), others AS (
+  SELECT top.* FROM (
+    SELECT ${t.name} AS name, ${t.lastId} AS last_id, ${t.lastAt} AS last_at FROM ${T}
+    WHERE ${t.lastId} > 0 ORDER BY ${t.lastAt} DESC, ${t.name} LIMIT $3
+  ) top WHERE top.name NOT IN (SELECT name FROM joined)
+  ORDER BY top.last_at DESC, top.name LIMIT $4
+), listed AS (
+  SELECT 0 AS part, * FROM joined UNION ALL SELECT 1 AS part, * FROM others
+)
+SELECT l.name, l.last_id, l.last_at, least(l.last_id - coalesce(p.${r.lastReadId}, 0), $5::int8) AS unread
+FROM listed l LEFT JOIN ${R} p ON p.${r.userId} = $1 AND p.${r.topic} = l.name
+ORDER BY l.part, l.last_at DESC, l.name`
+
+/**
+ * The user's joined topics (at most maxJoinedTopics, with messages or not), then up to
+ * maxListedTopics other topics with messages, each part most recently active first.
+ */
 export async function listTopics (db: Queryable, userId: number): Promise<TopicSummary[]> {
-  const rows = await db.query<{ name: string, last_id: number, last_at: Date, unread: number }>(`
-    SELECT t.${t.name} AS name, t.${t.lastId} AS last_id, last.${m.at} AS last_at,
-           least(t.${t.lastId} - coalesce(r.${r.lastReadId}, 0), $2::int8) AS unread
-    FROM ${T} t
-    JOIN ${M} last ON last.${m.topic} = t.${t.name} AND last.${m.id} = t.${t.lastId}
-    LEFT JOIN ${R} r ON r.${r.topic} = t.${t.name} AND r.${r.userId} = $1
-    WHERE t.${t.lastId} > 0
-    ORDER BY last.${m.at} DESC, t.${t.name}
-    LIMIT $3`, [userId, maxUnreadCount, maxListedTopics], 'canopy_list_topics')
+  const rows = await db.query<{ name: string, last_id: number, last_at: Date, unread: number }>(listTopicsSql,
+    [userId, maxJoinedTopics, maxListedTopics + maxJoinedTopics, maxListedTopics, maxUnreadCount], 'canopy_list_topics')
   return rows.map((row) => ({ name: row.name, lastId: row.last_id, lastAt: row.last_at.toISOString(), unread: Math.max(0, row.unread) }))
 }
 
-/** The user has read `topic` up to `id` (past the last message: up to the last); never backwards. */
-export async function markRead (db: Queryable, userId: number, topic: string, id: number): Promise<void> {
-  await db.query(`
+/**
+ * The user has read `topic` up to `id` (past the last message: up to the last); never
+ * backwards. False, and nothing stored, when the topic does not exist.
+ */
+export async function markRead (db: Queryable, userId: number, topic: string, id: number): Promise<boolean> {
+  const rows = await db.query(`
     INSERT INTO ${R} AS r (${r.userId}, ${r.topic}, ${r.lastReadId})
-    SELECT $1, $2, least($3::int8, coalesce((SELECT ${t.lastId} FROM ${T} WHERE ${t.name} = $2), 0))
-    ON CONFLICT (${r.userId}, ${r.topic}) DO UPDATE SET ${r.lastReadId} = greatest(r.${r.lastReadId}, excluded.${r.lastReadId})`,
+    SELECT $1, ${t.name}, least($3::int8, ${t.lastId}) FROM ${T} WHERE ${t.name} = $2
+    ON CONFLICT (${r.userId}, ${r.topic}) DO UPDATE SET ${r.lastReadId} = greatest(r.${r.lastReadId}, excluded.${r.lastReadId})
+    RETURNING 1`,
   [userId, topic, id], 'canopy_mark_read')
+  return rows.length > 0
 }
