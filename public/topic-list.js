@@ -1,4 +1,4 @@
-import { defaultTopic, maxListedTopics, maxTopicsPerConnection, maxUnreadCount, topicPattern } from '/protocol.js'
+import { defaultTopic, maxJoinedTopics, maxListedTopics, maxTopicsPerConnection, maxUnreadCount, topicPattern } from '/protocol.js'
 import { markRead, topicSummaries } from './api.js'
 import { storage } from './storage.js'
 import { byId } from './dom.js'
@@ -270,8 +270,9 @@ export class TopicList {
       this.listedOnce = true
       // Held back until the server had said where the reader was (for the line).
       if (this.reading) this.read(this.open)
-      // A joined topic missing from a list that is not full has no messages yet.
-      if (topics.length < maxListedTopics) {
+      // The server lists every joined topic (up to maxJoinedTopics), with messages or not; one
+      // missing from a list below both caps has no messages yet.
+      if (topics.length < maxJoinedTopics + maxListedTopics) {
         for (const name of this.joined) {
           const state = this.state(name)
           state.lastId ??= 0

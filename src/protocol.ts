@@ -320,6 +320,7 @@ export function pageConstants (limits: { maxMessageChars: number, historyLimit: 
     maxPageSize,
     maxTopicsPerConnection,
     maxListedTopics,
+    maxJoinedTopics,
     maxUnreadCount,
     CloseCode,
     errorCodes

@@ -16,7 +16,7 @@ import { buildTestApp, testConfig } from './helpers/app.js'
 const publicDir = fileURLToPath(new URL('public/', projectRoot))
 /** Exactly what /protocol.js exports. */
 const exportNames = ['topicPattern', 'defaultTopic', 'namePattern', 'minPasswordChars', 'maxPasswordChars', 'maxRefChars',
-  'maxMessageChars', 'historyLimit', 'maxSinceMessages', 'maxPageSize', 'maxTopicsPerConnection', 'maxListedTopics', 'maxUnreadCount',
+  'maxMessageChars', 'historyLimit', 'maxSinceMessages', 'maxPageSize', 'maxTopicsPerConnection', 'maxListedTopics', 'maxJoinedTopics', 'maxUnreadCount',
   'CloseCode', 'errorCodes']
 
 /** The page's sources: every module and the HTML, by path under public/. */
