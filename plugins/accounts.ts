@@ -131,8 +131,9 @@ export default fp(async function accounts (fastify) {
     await request.session.destroy()
     fastify.clearSessionCookie(reply)
     if (user !== undefined) {
-      for (const ended of new Set([sessionId, ...others])) sessionEnded(ended)
-      authEvent(request, 'logout', { user: user.name, everywhere, sessions: Math.max(others.length, 1) })
+      const ended = new Set([sessionId, ...others])
+      for (const id of ended) sessionEnded(id)
+      authEvent(request, 'logout', { user: user.name, everywhere, sessions: ended.size })
     }
     return await reply.code(204).send()
   })

@@ -86,19 +86,19 @@ t.test('an IPv6 client is counted by its /64: 24 addresses of one /64 are one cl
   t.same(statuses, [...Array<number>(10).fill(401), ...Array<number>(14).fill(429)], 'LOGIN_ATTEMPTS (10), then 429')
   assertLimited(t, await login(app, username, 'password123', '2001:db8:1:2:ffff:ffff:ffff:ffff'), minuteMs, 'the whole /64, the right password too')
   t.equal((await login(app, username, 'password123', '2001:db8:1:3::1')).statusCode, 200, 'the next /64 is another client')
-
-  const mapped = uniqueName()
-  for (let i = 0; i < 10; i++) t.equal((await login(app, mapped, 'wrong-password', i % 2 === 0 ? '10.9.0.1' : '::ffff:10.9.0.1')).statusCode, 401)
-  t.equal((await login(app, mapped, 'wrong-password', '::ffff:10.9.0.1')).statusCode, 429, 'an IPv4 address mapped into IPv6 is that IPv4 address')
 })
 
 t.test('one name gets at most 10 × LOGIN_ATTEMPTS login attempts over all addresses', async (t) => {
-  const app = await buildTestApp(t, { LOGIN_ATTEMPTS: '2' })
+  const app = await buildTestApp(t, { LOGIN_ATTEMPTS: '1' })
   const username = uniqueName()
   await register(app, username, 'password123')
-  for (let i = 1; i <= 20; i++) t.equal((await login(app, username, 'wrong-password', `10.2.${i}.1`)).statusCode, 401, `address ${i}`)
-  assertLimited(t, await login(app, username.toUpperCase(), 'password123', '10.2.21.1'), minuteMs, 'the 21st address, even with the right password')
-  t.equal((await login(app, uniqueName(), 'password123', '10.2.21.1')).statusCode, 401, 'that address may still try another name')
+  for (let i = 1; i <= 10; i++) t.equal((await login(app, username, 'wrong-password', `10.2.${i}.1`)).statusCode, 401, `address ${i}`)
+  assertLimited(t, await login(app, username.toUpperCase(), 'password123', '10.2.11.1'), minuteMs, 'the 11th address, even with the right password')
+  t.equal((await login(app, uniqueName(), 'password123', '10.2.11.1')).statusCode, 401, 'that address may still try another name')
+
+  const mapped = uniqueName()
+  t.equal((await login(app, mapped, 'wrong-password', '10.9.0.1')).statusCode, 401)
+  t.equal((await login(app, mapped, 'wrong-password', '::ffff:10.9.0.1')).statusCode, 429, 'an IPv4 address mapped into IPv6 is that IPv4 address')
 })
 
 t.test('registrations are limited per client address, an IPv6 one by its /64', async (t) => {
