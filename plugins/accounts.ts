@@ -2,18 +2,20 @@ import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import type { Static, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { HttpError } from '../src/errors.js'
-import { Credentials, LoginBody, maxPasswordChars, MeBody, minPasswordChars, UserBody } from '../src/protocol.js'
+import { Credentials, LoginBody, LogoutBody, maxPasswordChars, MeBody, minPasswordChars, UserBody } from '../src/protocol.js'
 import { hashPassword, verifyPassword } from '../src/passwords.js'
 import { createUser, findUserByName, type User } from '../src/users.js'
-import { sessionCookieName } from '../src/session-store.js'
+import { maxSessionsPerUser } from '../src/session-store.js'
+import { loginLimits, registrationLimits } from '../src/attempt-limiter.js'
 import { newWsTicket } from '../src/tickets.js'
+import type { AuthOutcome } from './metrics.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Called with the session id of every logout, so open sockets of that session can be closed. */
     /**
-     * Called with the session id of every session that ends here: a logout, or a login that
-     * replaces the session it was sent with. Open sockets of that session are closed.
+     * Called with the session id of every session that ends here: a logout (of one session or
+     * of all the user's), a login that replaces the session it was sent with, or one past the
+     * user's maxSessionsPerUser that ends the oldest. Open sockets of that session are closed.
      */
     onSessionEnded(listener: (sessionId: string) => void): void
   }
@@ -27,12 +29,19 @@ function registrationError (errors: Array<{ instancePath: string }>): Error {
   return new Error('Send {"username","password"} as JSON')
 }
 
-const minuteMs = 60_000
-const hourMs = 60 * minuteMs
-/** One client address may try this many names at the per-name rate (LOGIN_ATTEMPTS × 10). */
-const namesPerAddress = 10
-
 const invalidCredentials = (): HttpError => new HttpError(401, 'invalid_credentials', 'Unknown name or wrong password')
+
+/** The name a login attempt was made for: the preHandlers run after validation, so the body is a LoginBody. */
+const nameOf = (request: FastifyRequest): string => (request.body as Static<typeof LoginBody>).username
+
+/**
+ * An account event, one info line and one count of `canopy_auth_total`: who (the name as sent
+ * or as registered) and from which address. Never a password, a cookie or a ticket.
+ */
+function authEvent (request: FastifyRequest, outcome: AuthOutcome, fields: Record<string, unknown>): void {
+  request.server.metrics.authenticated(outcome)
+  request.log.info({ auth: outcome, ...fields, address: request.ip }, `auth: ${outcome}`)
+}
 
 /** Register, log in, log out and who-am-I, on the HTTP session. */
 export default fp(async function accounts (fastify) {
@@ -49,6 +58,9 @@ export default fp(async function accounts (fastify) {
     const replaced = request.user === undefined ? undefined : request.session.sessionId
     await request.session.regenerate()
     if (replaced !== undefined) sessionEnded(replaced)
+    // Room for the new session, which is stored as the reply is sent. Two logins of one user
+    // at the same instant may each leave the other's in place: 21 until the next login.
+    for (const ended of await fastify.sessionStore.endOldest({ userId: user.id, keep: maxSessionsPerUser - 1 })) sessionEnded(ended)
     const { session } = request
     session.userId = user.id
     session.userName = user.name
@@ -71,14 +83,16 @@ export default fp(async function accounts (fastify) {
     schema: { body: Credentials, response: { 201: UserBody } },
     schemaErrorFormatter: registrationError,
     // After validation: a body refused with 400 costs no password hash, so it is not counted.
-    preHandler: fastify.limitAttempts((request) => [
-      { key: `register\n${request.ip}`, max: registerAttemptsPerHour, windowMs: hourMs }
-    ])
+    preHandler: fastify.limitAttempts({
+      limitsOf: (request) => registrationLimits({ ip: request.ip, attemptsPerHour: registerAttemptsPerHour }),
+      onLimited: (request) => { authEvent(request, 'limited', { attempt: 'register' }) }
+    })
   }, async (request, reply) => {
     const { username, password } = request.body
     const user = await createUser(fastify.db.orm, username, await hashPassword(password))
     if (user === undefined) throw new HttpError(409, 'name_taken', `The name ${username} is taken`)
     await startSession(request, user)
+    authEvent(request, 'registered', { user: user.name })
     return await reply.code(201).send({ user })
   })
 
@@ -87,28 +101,40 @@ export default fp(async function accounts (fastify) {
     schema: { body: LoginBody, response: { 200: UserBody } },
     schemaErrorFormatter: () => new Error('Send {"username","password"} as JSON'),
     // After validation, so the body is a LoginBody; the name is counted without regard to case.
-    preHandler: fastify.limitAttempts((request) => {
-      const name = (request.body as Static<typeof LoginBody>).username.toLowerCase()
-      return [
-        { key: `login\n${request.ip}\n${name}`, max: loginAttemptsPerMinute, windowMs: minuteMs },
-        { key: `login\n${request.ip}`, max: loginAttemptsPerMinute * namesPerAddress, windowMs: minuteMs }
-      ]
+    preHandler: fastify.limitAttempts({
+      limitsOf: (request) => loginLimits({ ip: request.ip, name: nameOf(request), attemptsPerMinute: loginAttemptsPerMinute }),
+      onLimited: (request) => { authEvent(request, 'limited', { attempt: 'login', user: nameOf(request) }) }
     })
   }, async (request) => {
     const { username, password } = request.body
     const found = await findUserByName(fastify.db.orm, username)
-    if (!await verifyPassword(found?.passwordHash, password) || found === undefined) throw invalidCredentials()
+    if (!await verifyPassword(found?.passwordHash, password) || found === undefined) {
+      authEvent(request, 'failed', { user: username })
+      throw invalidCredentials()
+    }
     const user = { id: found.id, name: found.name }
     await startSession(request, user)
+    authEvent(request, 'login', { user: user.name })
     return { user }
   })
 
-  app.post('/api/logout', async (request, reply) => {
+  app.post('/api/logout', {
+    schema: { body: LogoutBody },
+    schemaErrorFormatter: () => new Error('Send no body, {} or {"everywhere":true}')
+  }, async (request, reply) => {
     const { sessionId } = request.session
-    const loggedIn = request.user !== undefined
+    const { user } = request
+    const everywhere = request.body?.everywhere === true
+    // Every other session of the user first: were the database to fail here, this one lives on
+    // and the logout can be tried again.
+    const others = everywhere && user !== undefined ? await fastify.sessionStore.endAllOf(user.id) : []
     await request.session.destroy()
-    void reply.clearCookie(sessionCookieName, { path: '/' })
-    if (loggedIn) sessionEnded(sessionId)
+    fastify.clearSessionCookie(reply)
+    if (user !== undefined) {
+      const ended = new Set([sessionId, ...others])
+      for (const id of ended) sessionEnded(id)
+      authEvent(request, 'logout', { user: user.name, everywhere, sessions: ended.size })
+    }
     return await reply.code(204).send()
   })
 
@@ -119,4 +145,4 @@ export default fp(async function accounts (fastify) {
     void reply.header('cache-control', 'no-store')
     return { user, wsTicket: request.session.wsTicket }
   })
-}, { name: 'accounts', fastify: '5.x', dependencies: ['config', 'database', 'session', 'rate-limit'] })
+}, { name: 'accounts', fastify: '5.x', dependencies: ['config', 'database', 'session', 'rate-limit', 'metrics'] })

@@ -9,6 +9,7 @@ import { RefusalPolicy } from '../src/refusal-policy.js'
 import { TokenBuckets } from '../src/token-bucket.js'
 import type { User } from '../src/users.js'
 import { showsItsTicket } from '../src/tickets.js'
+import { isAllowedOrigin } from '../src/origin-policy.js'
 
 /** What the chat keeps per connection. */
 interface ChatState {
@@ -186,7 +187,7 @@ export default fp(async function chatEndpoint (fastify) {
         return refuse(403, 'forbidden', 'The ticket is missing or not this session\'s (see GET /api/me)')
       }
       const origin = request.headers.origin
-      if (origin !== undefined && !isOwnOrigin(request, origin) && !config.allowedOrigins.includes(origin)) {
+      if (origin !== undefined && !isAllowedOrigin(request, origin, config.allowedOrigins)) {
         return refuse(403, 'forbidden', `Origin ${origin} is not allowed`)
       }
       if ((connectionsByUser.get(user.id) ?? 0) >= config.maxConnectionsPerUser) {
@@ -321,17 +322,6 @@ function subscribed (topic: string, history: History, present: string[]): Server
 /** The names present, with the subscriber's own (it may not be counted yet), each once, sorted. */
 function withUser (present: string[], name: string): string[] {
   return present.includes(name) ? present : [...present, name].sort()
-}
-
-/** Whether `origin` is this server's own, as the request reached it (default ports ignored). */
-function isOwnOrigin (request: FastifyRequest, origin: string): boolean {
-  // request.protocol is undefined for a request without a socket (injectWS).
-  const protocol = (request.protocol as string | undefined) ?? 'http'
-  try {
-    return new URL(origin).origin === new URL(`${protocol}://${request.host}`).origin
-  } catch {
-    return false
-  }
 }
 
 /** A session id as it may travel between instances: not the secret itself. */

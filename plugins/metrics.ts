@@ -9,6 +9,13 @@ import { StartupError } from '../src/startup.js'
 export type PublishResult = 'acked' | ErrorCode
 
 /**
+ * How an account request ended: a registration, a login, a login refused for its name or
+ * password, a login or registration refused by the attempt limits, a logout.
+ */
+export const authOutcomes = ['registered', 'login', 'failed', 'limited', 'logout'] as const
+export type AuthOutcome = typeof authOutcomes[number]
+
+/**
  * Numbers kept where they change (the topic bus, the endpoint) as plain counts, and read
  * only when Prometheus scrapes: nothing is counted per delivery but `n++`. Each source adds
  * to the others of its name.
@@ -32,6 +39,8 @@ export interface Metrics {
   busLag(seconds: number): void
   /** One WebSocket upgrade answered with this HTTP status instead of a socket. */
   upgradeRefused(statusCode: number): void
+  /** One register, login or logout request, counted with how it ended. */
+  authenticated(outcome: AuthOutcome): void
 }
 
 declare module 'fastify' {
@@ -47,7 +56,7 @@ const commitBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
 const batchSizeBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 const busLagBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
-const off: Metrics = { readFrom () {}, published () {}, committed () {}, busLag () {}, upgradeRefused () {} }
+const off: Metrics = { readFrom () {}, published () {}, committed () {}, busLag () {}, upgradeRefused () {}, authenticated () {} }
 
 /**
  * Prometheus metrics at http://HOST:METRICS_PORT/metrics: a node:http listener of its own,
@@ -140,6 +149,9 @@ function prometheusMetrics (registry: Registry): Metrics {
   })
   const wsRefusals = new Counter({ name: 'canopy_ws_refusals_total', help: 'WebSocket upgrades refused before they opened, by HTTP status (401, 403, 429, …)', labelNames: ['status'], registers })
 
+  const auth = new Counter({ name: 'canopy_auth_total', help: 'Register, login and logout requests by how they ended: registered, login, failed, limited, logout', labelNames: ['outcome'], registers })
+  for (const outcome of authOutcomes) auth.inc({ outcome }, 0)
+
   return {
     readFrom (given) {
       for (const name of Object.keys(given) as Array<keyof MetricSources>) {
@@ -153,7 +165,8 @@ function prometheusMetrics (registry: Registry): Metrics {
       batchSize.observe(size)
     },
     busLag (seconds) { busLag.observe(seconds) },
-    upgradeRefused (statusCode) { wsRefusals.inc({ status: String(statusCode) }) }
+    upgradeRefused (statusCode) { wsRefusals.inc({ status: String(statusCode) }) },
+    authenticated (outcome) { auth.inc({ outcome }) }
   }
 }
 

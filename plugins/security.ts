@@ -1,8 +1,20 @@
 import fp from 'fastify-plugin'
 import helmet from '@fastify/helmet'
+import { HttpError } from '../src/errors.js'
+import { crossSiteRefusal } from '../src/origin-policy.js'
 
-/** Security headers; the Content-Security-Policy allows no inline script and no foreign origin. */
+/**
+ * Security headers (the Content-Security-Policy allows no inline script and no foreign
+ * origin), and the Origin rule of src/origin-policy.ts for every state-changing request.
+ */
 export default fp(async function security (fastify) {
+  const { allowedOrigins } = fastify.config
+  // The first hook of all: a cross-site request is refused before its session is even read.
+  fastify.addHook('onRequest', async (request) => {
+    const refusal = crossSiteRefusal(request, allowedOrigins)
+    if (refusal !== undefined) throw new HttpError(403, 'forbidden', refusal)
+  })
+
   // A WebSocket upgrade is answered by its own 101, which carries none of the reply's headers:
   // helmet would build its middleware for every connect for nothing. An upgrade refused
   // (401, 403, 429) is a plain HTTP response like any other, and gets the headers then.

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { PostgresSessionStore, sessionCookieName } from '../src/session-store.js'
 import { HttpError } from '../src/errors.js'
 import { repeatUntilClose } from '../src/periodic.js'
@@ -18,6 +18,8 @@ declare module 'fastify' {
     sessionStore: PostgresSessionStore
     /** preHandler: 401 unless the request's session is logged in. */
     requireUser(request: FastifyRequest): Promise<void>
+    /** Tells the browser to drop the session cookie (with the attributes it was set with, which a `__Host-` cookie needs). */
+    clearSessionCookie(reply: FastifyReply): void
   }
   interface FastifyRequest {
     /** The logged-in user of the session, if any. */
@@ -30,23 +32,21 @@ const expiredSweepMs = 10 * 60 * 1000
 
 export default fp(async function session (fastify) {
   const store = new PostgresSessionStore(fastify.db, sessionMaxAgeMs)
+  const cookieName = sessionCookieName(fastify.config)
+  // Path=/ and no Domain, which the production name's `__Host-` prefix requires.
+  const cookie = { path: '/', httpOnly: true, sameSite: 'lax', secure: fastify.config.production } as const
   await fastify.register(fastifyCookie)
   await fastify.register(fastifySession, {
     secret: fastify.config.sessionSecret,
-    cookieName: sessionCookieName,
+    cookieName,
     store,
     saveUninitialized: false,
     // No write to the store on every request: a session lasts sessionMaxAgeMs from login.
     rolling: false,
-    cookie: {
-      path: '/',
-      httpOnly: true,
-      sameSite: 'lax',
-      secure: fastify.config.production,
-      maxAge: sessionMaxAgeMs
-    }
+    cookie: { ...cookie, maxAge: sessionMaxAgeMs }
   })
   fastify.decorate('sessionStore', store)
+  fastify.decorate('clearSessionCookie', (reply: FastifyReply) => { void reply.clearCookie(cookieName, cookie) })
   fastify.decorateRequest('user', undefined)
   // Right after @fastify/session has loaded the session, so every later hook sees the user.
   fastify.addHook('onRequest', async (request) => {

@@ -135,11 +135,12 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
 
   await app.register(security)
   await app.register(database)
+  // Before the plugins that count into it (accounts, and everything after).
+  await app.register(metrics)
   await app.register(rateLimit)
   await app.register(session)
   await app.register(accounts)
   await app.register(health)
-  await app.register(metrics)
   await app.register(websocket)
   await app.register(topicBus)
   await app.register(presence)

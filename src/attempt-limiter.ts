@@ -1,10 +1,41 @@
 import type { Queryable } from './db/database.js'
+import { limitedAddress } from './client-address.js'
 
 /** One limit an attempt counts against: at most `max` attempts under `key` per `windowMs`. */
 export interface AttemptLimit {
   key: string
   max: number
   windowMs: number
+}
+
+const minuteMs = 60_000
+const hourMs = 60 * minuteMs
+/**
+ * One client address may try this many names at the per-name rate, and one name may be tried
+ * from this many addresses: LOGIN_ATTEMPTS × 10 a minute either way.
+ */
+const loginSpread = 10
+
+/**
+ * The limits a login attempt counts against: LOGIN_ATTEMPTS a minute per client address
+ * and name (the name without regard to case), 10 × that per address over all names, and
+ * 10 × that per name over all addresses, so that a name cannot be guessed at from many
+ * addresses at once. An IPv6 address counts by its /64 (src/client-address.ts).
+ */
+export function loginLimits ({ ip, name, attemptsPerMinute }: { ip: string, name: string, attemptsPerMinute: number }): AttemptLimit[] {
+  const address = limitedAddress(ip)
+  const lowerName = name.toLowerCase()
+  return [
+    { key: `login\n${address}\n${lowerName}`, max: attemptsPerMinute, windowMs: minuteMs },
+    { key: `login\n${address}`, max: attemptsPerMinute * loginSpread, windowMs: minuteMs },
+    // A prefix of its own: a name may look like an IPv4 address.
+    { key: `login-name\n${lowerName}`, max: attemptsPerMinute * loginSpread, windowMs: minuteMs }
+  ]
+}
+
+/** The limit a registration counts against: REGISTER_ATTEMPTS an hour per client address (an IPv6 one by its /64). */
+export function registrationLimits ({ ip, attemptsPerHour }: { ip: string, attemptsPerHour: number }): AttemptLimit[] {
+  return [{ key: `register\n${limitedAddress(ip)}`, max: attemptsPerHour, windowMs: hourMs }]
 }
 
 /**

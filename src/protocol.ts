@@ -168,6 +168,13 @@ export const LoginBody = Type.Object({
   username: Type.String({ minLength: 1, maxLength: 64 }),
   password: Type.String({ minLength: 1, maxLength: 1024 })
 }, { additionalProperties: false })
+/**
+ * Logout: no body, `{}`, or `{"everywhere":true}` to end every session of the user. Fastify
+ * validates a missing body as null.
+ */
+export const LogoutBody = Type.Union([Type.Null(), Type.Object({
+  everywhere: Type.Optional(Type.Boolean())
+}, { additionalProperties: false })])
 export const TopicParams = Type.Object({ topic: Type.String() })
 export const PageQuery = Type.Object({
   before: Type.Optional(MessageId),

@@ -1,12 +1,21 @@
 import type { SessionStore } from '@fastify/session'
 import type { Session } from 'fastify'
-import { and, eq, getTableName, gt, inArray, lte, sql } from 'drizzle-orm'
+import { eq, getTableName, lte, sql } from 'drizzle-orm'
 import type { Database } from './db/database.js'
 import { sessions } from './db/schema.js'
 import { HttpError } from './errors.js'
 
-/** The HTTP session's cookie: set at login, cleared at logout. */
-export const sessionCookieName = 'canopy.sid'
+/**
+ * The HTTP session's cookie: set at login, cleared at logout. In production it carries the
+ * `__Host-` prefix, so a browser takes it only Secure, for Path=/ and from this very host:
+ * a sibling subdomain cannot plant or overwrite it.
+ */
+export function sessionCookieName ({ production }: { production: boolean }): string {
+  return production ? '__Host-canopy.sid' : 'canopy.sid'
+}
+
+/** At most this many sessions per user: a login past that ends the oldest. */
+export const maxSessionsPerUser = 20
 
 type Callback = (error?: unknown) => void
 type CallbackSession = (error: unknown, session?: Session | null) => void
@@ -21,6 +30,22 @@ const unavailable = (error: unknown): HttpError =>
  */
 const readSessionSql = `SELECT ${sessions.data.name} AS data FROM ${getTableName(sessions)}
   WHERE ${sessions.sid.name} = $1 AND ${sessions.expiresAt.name} > now()`
+
+/**
+ * The ids are one array parameter: a statement takes at most 65,535 parameters, and an
+ * instance may hold the sockets of more sessions than that.
+ */
+const stillValidSql = `SELECT ${sessions.sid.name} AS sid FROM ${getTableName(sessions)}
+  WHERE ${sessions.sid.name} = ANY($1::text[]) AND ${sessions.expiresAt.name} > now()`
+
+/**
+ * A user's sessions but the `keep` newest. Every session lives sessionMaxAgeMs from its
+ * login (plugins/session.ts), so the latest expiry is the latest login; expired ones go first.
+ */
+const endOldestSql = `DELETE FROM ${getTableName(sessions)} WHERE ${sessions.sid.name} IN (
+  SELECT ${sessions.sid.name} FROM ${getTableName(sessions)} WHERE ${sessions.userId.name} = $1
+  ORDER BY ${sessions.expiresAt.name} DESC, ${sessions.sid.name} DESC OFFSET $2
+) RETURNING ${sessions.sid.name} AS sid`
 
 /**
  * @fastify/session's store, kept in Postgres: a login is valid on every instance on the
@@ -50,9 +75,20 @@ export class PostgresSessionStore implements SessionStore {
   /** Of these session ids, the ones still valid (stored, not expired). */
   async stillValid (sids: readonly string[]): Promise<Set<string>> {
     if (sids.length === 0) return new Set()
-    const rows = await this.db.orm.select({ sid: sessions.sid }).from(sessions)
-      .where(and(inArray(sessions.sid, [...sids]), gt(sessions.expiresAt, sql`now()`)))
+    const rows = await this.db.query<{ sid: string }>(stillValidSql, [sids])
     return new Set(rows.map((row) => row.sid))
+  }
+
+  /** Ends every session of a user but the `keep` most recent; returns the ids of those ended. */
+  async endOldest ({ userId, keep }: { userId: number, keep: number }): Promise<string[]> {
+    const rows = await this.db.query<{ sid: string }>(endOldestSql, [userId, keep])
+    return rows.map((row) => row.sid)
+  }
+
+  /** Ends every session of a user (a logout everywhere); returns their ids. */
+  async endAllOf (userId: number): Promise<string[]> {
+    const ended = await this.db.orm.delete(sessions).where(eq(sessions.userId, userId)).returning({ sid: sessions.sid })
+    return ended.map((row) => row.sid)
   }
 
   /** Removes expired sessions; returns how many. */

@@ -108,6 +108,17 @@ forEachEngine(t, async (t, env) => {
     t.equal(out.statusCode, 204)
     t.equal((await app.inject({ url: '/api/me', headers: { cookie } })).statusCode, 401, 'the old cookie is worth nothing')
     t.equal((await post('/api/logout', {})).statusCode, 204, 'logging out without a session is harmless')
+    t.equal((await post('/api/logout', { everywhere: true })).statusCode, 204, 'and so is logging out everywhere')
+  })
+
+  await t.test('logout refuses a body it cannot read, and logs nobody out', async (t) => {
+    const { cookie } = await register(app)
+    for (const payload of [{ everywhere: 'yes' }, { all: true }, []]) {
+      const response = await post('/api/logout', payload, cookie)
+      t.equal(response.statusCode, 400, JSON.stringify(payload))
+      t.same(response.json(), { error: 'bad_request', message: 'Send no body, {} or {"everywhere":true}' })
+    }
+    t.equal((await app.inject({ url: '/api/me', headers: { cookie } })).statusCode, 200, 'still logged in')
   })
 
   await t.test('logout from a client that says application/json and sends no body', async (t) => {
@@ -207,9 +218,16 @@ t.test('in production, a login or register over plain HTTP is refused in words: 
   t.equal((await development.inject({ method: 'POST', url: '/api/register', payload: { username: uniqueName(), password: 'password123' } })).statusCode, 201, 'plain HTTP is fine outside production')
 })
 
-t.test('the cookie is Secure in production', async (t) => {
+t.test('in production the cookie is __Host-canopy.sid: Secure, Path=/, no Domain; logout clears it so', async (t) => {
   const app = await buildTestApp(t, { NODE_ENV: 'production', SESSION_SECRET: 'a-production-secret-of-enough-length', TRUST_PROXY: 'true' })
-  const response = await app.inject({ method: 'POST', url: '/api/register', headers: { 'x-forwarded-proto': 'https' }, payload: { username: uniqueName(), password: 'password123' } })
+  const https = { 'x-forwarded-proto': 'https' }
+  const response = await app.inject({ method: 'POST', url: '/api/register', headers: https, payload: { username: uniqueName(), password: 'password123' } })
   t.equal(response.statusCode, 201)
-  t.equal(response.cookies.find((c) => c.name === 'canopy.sid')?.secure, true)
+  t.same(response.cookies.map((c) => c.name), ['__Host-canopy.sid'])
+  t.match(response.cookies[0], { secure: true, path: '/', httpOnly: true, sameSite: 'Lax', domain: undefined })
+  const cookie = `__Host-canopy.sid=${response.cookies[0]?.value ?? ''}`
+  t.equal((await app.inject({ url: '/api/me', headers: { ...https, cookie } })).statusCode, 200)
+  const out = await app.inject({ method: 'POST', url: '/api/logout', headers: { ...https, cookie } })
+  t.equal(out.statusCode, 204)
+  t.match(out.cookies, [{ name: '__Host-canopy.sid', value: '', secure: true, path: '/' }], 'cleared with the attributes a browser needs to accept it')
 })

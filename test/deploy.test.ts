@@ -253,7 +253,7 @@ async function call (url: string, options: { method?: string, cookie?: string, j
 
 /** The session cookie a reply set, as `name=value`, and whether it was marked Secure. */
 function sessionCookie (reply: Reply): { cookie: string, secure: boolean } {
-  const set = reply.headers['set-cookie']?.find((cookie) => cookie.startsWith('canopy.sid='))
+  const set = reply.headers['set-cookie']?.find((cookie) => cookie.startsWith('__Host-canopy.sid='))
   if (set === undefined) throw new Error(`no session cookie in a ${reply.status} reply: ${reply.body}`)
   return { cookie: set.split(';')[0] ?? '', secure: /;\s*Secure/i.test(set) }
 }

@@ -100,6 +100,51 @@ t.test('HTTP basics', async (t) => {
   })
 })
 
+t.test('a state-changing request from another site is refused with 403 before it does anything', async (t) => {
+  const app = await buildTestApp(t, { ALLOWED_ORIGINS: 'https://partner.example' })
+  const { cookie } = await register(app)
+  const loggedIn = async (): Promise<boolean> => (await app.inject({ url: '/api/me', headers: { cookie } })).statusCode === 200
+  /** The logout a page on any site can send without a preflight: text/plain, no body. */
+  const logout = async (headers: Record<string, string>) =>
+    await app.inject({ method: 'POST', url: '/api/logout', headers: { cookie, 'content-type': 'text/plain', ...headers } })
+
+  await t.test('an Origin that is neither the server\'s own nor allowed', async (t) => {
+    for (const origin of ['https://evil.example', 'http://sub.localhost', 'http://localhost:8080', 'null']) {
+      const response = await logout({ origin })
+      t.equal(response.statusCode, 403, origin)
+      t.match(response.json(), { error: 'forbidden', message: /not allowed/ })
+    }
+    const read = await app.inject({ method: 'PUT', url: '/api/topics/general/read', headers: { cookie, origin: 'https://evil.example' }, payload: { id: 1 } })
+    t.equal(read.statusCode, 403, 'PUT too')
+    t.ok(await loggedIn(), 'nobody was logged out')
+  })
+
+  await t.test('no Origin, and Sec-Fetch-Site saying another site', async (t) => {
+    for (const site of ['cross-site', 'same-site']) t.equal((await logout({ 'sec-fetch-site': site })).statusCode, 403, site)
+    t.ok(await loggedIn(), 'nobody was logged out')
+  })
+
+  await t.test('GET is never refused for its Origin', async (t) => {
+    t.equal((await app.inject({ url: '/api/me', headers: { cookie, origin: 'https://evil.example' } })).statusCode, 200)
+  })
+
+  await t.test('the server\'s own origin, an allowed one, and a program that sends no Origin pass', async (t) => {
+    const passes = async (headers: Record<string, string>): Promise<void> => {
+      const response = await app.inject({ method: 'POST', url: '/api/login', headers, payload: { username: 'nobody-here', password: 'password123' } })
+      t.equal(response.statusCode, 401, JSON.stringify(headers))
+    }
+    await passes({ origin: 'http://localhost' })
+    await passes({ origin: 'http://localhost:80', 'sec-fetch-site': 'same-origin' })
+    await passes({ origin: 'https://partner.example', 'sec-fetch-site': 'cross-site' })
+    await passes({})
+    await passes({ 'sec-fetch-site': 'same-origin' })
+    await passes({ 'sec-fetch-site': 'none' })
+    const own = await app.inject({ method: 'POST', url: '/api/logout', headers: { cookie, origin: 'http://localhost' } })
+    t.equal(own.statusCode, 204)
+    t.notOk(await loggedIn(), 'the page\'s own logout works')
+  })
+})
+
 t.test('a 5xx shows no details and no stack', async (t) => {
   const app = await buildTestApp(t)
   await app.db.close()
