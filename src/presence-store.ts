@@ -10,18 +10,23 @@ import { instances, presence, topicMembers } from './db/schema.js'
  * PRESENCE_GRACE, its last one leaves, and once per heartbeat: never per message or ping.
  * The SQL names its tables and columns from src/db/schema.ts.
  *
- * An instance's `heartbeat_at` is the time until which its last beat vouches for it: the
+ * An instance's `alive_until` is the time until which its last beat vouches for it: the
  * beat's time plus a span the beating instance derives from its own PRESENCE_TTL. Each
  * instance is judged by its own TTL, so instances started with different ones do not take
- * each other for dead.
+ * each other for dead. `heartbeat_at` keeps the beat's time, which is what an instance of an
+ * earlier version writes and reads: during a rolling upgrade each judges the other's rows
+ * by the sweeping instance's TTL, as before.
  */
 
 const I = getTableName(instances)
 const P = getTableName(presence)
 const M = getTableName(topicMembers)
-const i = { id: instances.id.name, aliveUntil: instances.heartbeatAt.name }
+const i = { id: instances.id.name, heartbeatAt: instances.heartbeatAt.name, aliveUntil: instances.aliveUntil.name }
 const p = { topic: presence.topic.name, userId: presence.userId.name, instanceId: presence.instanceId.name }
 const m = { topic: topicMembers.topic.name, userId: topicMembers.userId.name, userName: topicMembers.userName.name, instances: topicMembers.instances.name }
+
+/** PRESENCE_TTL's default: how an instance of an earlier version is judged when no TTL is given. */
+const defaultTtlSeconds = 30
 
 /** A user left a topic for everyone (not just on one instance). */
 export interface PresenceChange { topic: string, user: string }
@@ -84,8 +89,8 @@ export async function presentIn (db: Queryable, topic: string): Promise<string[]
  */
 export async function heartbeat (db: Queryable, instanceId: string, options: { aliveForSeconds: number }): Promise<boolean> {
   const rows = await db.query<{ made: boolean }>(`
-    INSERT INTO ${I} (${i.id}, ${i.aliveUntil}) VALUES ($1, now() + make_interval(secs => $2))
-    ON CONFLICT (${i.id}) DO UPDATE SET ${i.aliveUntil} = excluded.${i.aliveUntil}
+    INSERT INTO ${I} (${i.id}, ${i.heartbeatAt}, ${i.aliveUntil}) VALUES ($1, now(), now() + make_interval(secs => $2))
+    ON CONFLICT (${i.id}) DO UPDATE SET ${i.heartbeatAt} = excluded.${i.heartbeatAt}, ${i.aliveUntil} = excluded.${i.aliveUntil}
     RETURNING xmax = 0 AS made`, [instanceId, options.aliveForSeconds], 'canopy_presence_heartbeat')
   return rows[0]?.made === true
 }
@@ -111,8 +116,11 @@ export async function expireIn (db: Queryable, instanceId: string, seconds: numb
  * again before it enters anything after being taken for dead, so a row seen here without its
  * instance is a ghost.
  */
-export async function sweep (db: Queryable, options: { instanceId?: string } = {}): Promise<PresenceChange[]> {
-  const which = options.instanceId === undefined ? `${i.aliveUntil} < now()` : `${i.id} = $1`
+export async function sweep (db: Queryable, options: { instanceId?: string, ttlSeconds?: number } = {}): Promise<PresenceChange[]> {
+  // A row of an earlier version has no alive_until: its beat is judged by this instance's TTL.
+  const which = options.instanceId === undefined
+    ? `coalesce(${i.aliveUntil}, ${i.heartbeatAt} + make_interval(secs => $1)) < now()`
+    : `${i.id} = $1`
   const rows = await db.query<{ topic: string, user_id: number, user: string, instances: number }>(`
     WITH gone_instances AS (
       DELETE FROM ${I} WHERE ${which} RETURNING ${i.id} AS id
@@ -127,7 +135,7 @@ export async function sweep (db: Queryable, options: { instanceId?: string } = {
     UPDATE ${M} m SET ${m.instances} = m.${m.instances} - c.n FROM counts c
     WHERE m.${m.topic} = c.topic AND m.${m.userId} = c.user_id
     RETURNING m.${m.topic} AS topic, m.${m.userId} AS user_id, m.${m.userName} AS user, m.${m.instances} AS instances`,
-  options.instanceId === undefined ? [] : [options.instanceId])
+  [options.instanceId ?? options.ttlSeconds ?? defaultTtlSeconds])
   const left = rows.filter((row) => row.instances <= 0)
   if (left.length > 0) await forgetZeros(db, left.map((row) => row.topic), left.map((row) => row.user_id))
   return left.map(({ topic, user }) => ({ topic, user }))
@@ -139,7 +147,7 @@ export interface PresenceStore {
   exit(instanceId: string, topic: string, userId: number): Promise<boolean>
   heartbeat(instanceId: string, options: { aliveForSeconds: number }): Promise<boolean>
   expireIn(instanceId: string, seconds: number): Promise<void>
-  sweep(options?: { instanceId?: string }): Promise<PresenceChange[]>
+  sweep(options?: { instanceId?: string, ttlSeconds?: number }): Promise<PresenceChange[]>
 }
 
 export function presenceStoreOn (db: Queryable): PresenceStore {

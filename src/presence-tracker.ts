@@ -134,7 +134,7 @@ export class PresenceTracker {
         // Taken for dead meanwhile: this instance's presence was removed, enter it again.
         for (const entry of this.local.values()) entry.entered = false
       }
-      for (const { topic, user } of await this.options.store.sweep()) this.options.onAnnouncement({ topic, user, joined: false })
+      for (const { topic, user } of await this.options.store.sweep({ ttlSeconds: this.options.ttlSeconds })) this.options.onAnnouncement({ topic, user, joined: false })
     } catch (error) {
       this.options.log.warn({ err: error }, 'presence: heartbeat failed')
       return

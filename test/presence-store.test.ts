@@ -54,6 +54,17 @@ forEachEngine(t, async (t, env) => {
     t.equal(await heartbeat(db, 'stopped', { aliveForSeconds: 45 }), true, 'an instance taken for dead is told so at its next beat')
   })
 
+  await t.test('a row of an earlier version (a beat time, no alive_until) is judged by the sweeping instance\'s TTL, as that version judges ours', async (t) => {
+    await db.query("INSERT INTO instances (id, heartbeat_at) VALUES ('old-beating', now()), ('old-stopped', now() - interval '31 seconds')")
+    await enter(db, 'old-beating', 'room', alice, 'alice')
+    await enter(db, 'old-stopped', 'room', bob, 'bob')
+    t.same(await sweep(db, { ttlSeconds: 30 }), [{ topic: 'room', user: 'bob' }], 'only the one whose beat is older than the TTL')
+    t.same(await presentIn(db, 'room'), ['alice'], 'a rolling upgrade does not drop the old instances\' users')
+    await heartbeat(db, 'new', { aliveForSeconds: 45 })
+    const [row] = await db.query<{ recent: boolean }>("SELECT heartbeat_at > now() - interval '5 seconds' AS recent FROM instances WHERE id = 'new'")
+    t.equal(row?.recent, true, 'a beat writes its time too, which an earlier version reads')
+  })
+
   await t.test('presence whose instance row is gone is swept', async (t) => {
     await heartbeat(db, 'ghost', { aliveForSeconds: 60 })
     await enter(db, 'ghost', 'room', alice, 'alice')
@@ -68,7 +79,7 @@ forEachEngine(t, async (t, env) => {
     await heartbeat(db, 'b', { aliveForSeconds: 60 })
     await enter(db, 'a', 'room', alice, 'alice')
     await expireIn(db, 'b', 2)
-    const [row] = await db.query<{ soon: boolean }>("SELECT heartbeat_at <= now() + interval '2 seconds' AS soon FROM instances WHERE id = 'b'")
+    const [row] = await db.query<{ soon: boolean }>("SELECT alive_until <= now() + interval '2 seconds' AS soon FROM instances WHERE id = 'b'")
     t.equal(row?.soon, true, 'b is vouched for the grace only')
     t.same(await sweep(db, { instanceId: 'a' }), [{ topic: 'room', user: 'alice' }], 'a leaves at once')
     t.same(await countRows(db), { presence: 0, members: 0 })

@@ -89,13 +89,17 @@ export const attemptCounters = pgTable('attempt_counters', {
 ])
 
 /**
- * Every running instance and its heartbeat (src/presence-tracker.ts): `heartbeat_at` is the
- * time until which its last beat vouches for it, by its own PRESENCE_TTL. An instance past it
- * stopped without saying goodbye, and whichever instance sees that removes its presence.
+ * Every running instance and its heartbeat (src/presence-tracker.ts): `aliveUntil` is the
+ * time until which its last beat vouches for it, by its own PRESENCE_TTL, so instances with
+ * different TTLs judge each other rightly. An instance past it stopped without saying
+ * goodbye, and whichever instance sees that removes its presence. `heartbeatAt` is the last
+ * beat's time; a row without `aliveUntil` was written by a version before it (during a
+ * rolling upgrade) and is judged by the sweeping instance's TTL.
  */
 export const instances = pgTable('instances', {
   id: text('id').primaryKey(),
-  heartbeatAt: timestamp('heartbeat_at', { withTimezone: true }).notNull()
+  heartbeatAt: timestamp('heartbeat_at', { withTimezone: true }).notNull(),
+  aliveUntil: timestamp('alive_until', { withTimezone: true })
 }, (t) => [
   index('instances_heartbeat_at_idx').on(t.heartbeatAt)
 ])

@@ -1,0 +1,1 @@
+ALTER TABLE "instances" ADD COLUMN "alive_until" timestamp with time zone;
