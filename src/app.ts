@@ -13,6 +13,7 @@ import security from '../plugins/security.js'
 import rateLimit from '../plugins/rate-limit.js'
 import session from '../plugins/session.js'
 import accounts from '../plugins/accounts.js'
+import shutdown from '../plugins/shutdown.js'
 import health from '../plugins/health.js'
 import metrics from '../plugins/metrics.js'
 import staticPage from '../plugins/static.js'
@@ -87,8 +88,9 @@ export function fastifyOptions (config: Config): FastifyServerOptions {
     frameworkErrors: (error, request, reply) => { void errorHandler(error, request, reply) },
     bodyLimit: bodyLimitBytes,
     trustProxy: config.trustProxy,
-    return503OnClosing: true,
-    forceCloseConnections: 'idle'
+    // A shutting-down instance stops listening at once and still answers the requests already
+    // on its open connections (plugins/shutdown.ts): better an answer than a 503 to pass on.
+    return503OnClosing: false
   }
 }
 
@@ -132,6 +134,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
     return await reply.code(404).send({ error: 'not_found', message: `No route for ${request.method} ${request.url.split('?')[0] ?? ''}` })
   })
 
+  await app.register(shutdown)
   await app.register(security)
   await app.register(database)
   await app.register(rateLimit)
