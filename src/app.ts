@@ -8,6 +8,7 @@ import type { Config } from './config.js'
 import type { TSchema } from '@sinclair/typebox'
 import { ajvFormats, holdsUnstorable } from './protocol.js'
 import { HttpError } from './errors.js'
+import { RequestLog } from './request-log.js'
 import database from '../plugins/database.js'
 import security from '../plugins/security.js'
 import rateLimit from '../plugins/rate-limit.js'
@@ -84,6 +85,8 @@ export function fastifyOptions (config: Config): FastifyServerOptions {
         }
       }
     },
+    // One line a request, at debug for a successful read (src/request-log.ts).
+    logController: new RequestLog(),
     // A url the router cannot read never reaches setErrorHandler: give it the same JSON.
     frameworkErrors: (error, request, reply) => { void errorHandler(error, request, reply) },
     bodyLimit: bodyLimitBytes,
