@@ -1,6 +1,6 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
-import { configFromEnvironment, startOrExplain, StartupError } from './startup.js'
+import { configFromEnvironment, shutdownLogging, startOrExplain, StartupError } from './startup.js'
 import { version } from './version.js'
 
 /** SIGTERM / SIGINT: sockets closed, in-flight publishes finished, exit 0 within this. */
@@ -31,13 +31,7 @@ if (app !== undefined && listening === true) {
     instance: app.topicBus.transport?.instanceId
   }, 'canopy started')
   const { log } = app
-  closeWithGrace({
-    delay: shutdownGraceMs,
-    // Every line close-with-grace writes is a line of the JSON log, not plain text.
-    logger: { error: (message: unknown) => { log.error(message) } },
-    onTimeout: (graceMs) => { log.error({ graceMs }, 'shutdown did not finish in time: exiting with 1') },
-    onSecondSignal: (signal) => { log.error({ signal }, 'second signal during the shutdown: exiting with 1') }
-  }, async ({ signal, err }) => {
+  closeWithGrace({ delay: shutdownGraceMs, ...shutdownLogging(log) }, async ({ signal, err }) => {
     const startedAt = performance.now()
     if (err !== undefined) log.error({ err }, 'shutting down after an error')
     else log.info({ signal }, 'shutting down')

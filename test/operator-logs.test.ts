@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs'
+import { Writable } from 'node:stream'
+import Fastify from 'fastify'
 import t from 'tap'
 import { startPostgres } from './helpers/postgres.js'
 import { registerOver, ServerProcess } from './helpers/server-process.js'
 import { requestLogLevel } from '../src/request-log.js'
+import { shutdownLogging } from '../src/startup.js'
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
 
@@ -75,4 +78,24 @@ t.test('the level of a finished request', async (t) => {
   t.equal(requestLogLevel('GET', 404), 'info', 'a failed read')
   t.equal(requestLogLevel('GET', 503), 'info')
   for (const method of ['POST', 'PUT', 'PATCH', 'DELETE']) t.equal(requestLogLevel(method, 204), 'info', `a change: ${method}`)
+})
+
+t.test('what close-with-grace says is a JSON line: a forced exit, a second signal, a failed close', async (t) => {
+  const written: string[] = []
+  const stream = new Writable({ write (chunk: Buffer, _encoding, done) { written.push(chunk.toString('utf8')); done() } })
+  const app = Fastify({ logger: { level: 'info', stream } })
+  t.teardown(async () => { await app.close() })
+  const { logger, onTimeout, onSecondSignal } = shutdownLogging(app.log)
+  onTimeout?.(10_000)
+  onSecondSignal?.('SIGTERM')
+  if (logger === null || logger === undefined || logger === false) throw new Error('no logger')
+  logger.error('killed by timeout (10000ms)')
+  logger.error(new Error('the close failed'))
+  const lines = written.join('').trim().split('\n').map((line) => JSON.parse(line) as { level: number, msg: string, graceMs?: number, signal?: string, err?: { message: string } })
+  t.match(lines, [
+    { level: 50, msg: 'shutdown did not finish in time: exiting with 1', graceMs: 10_000 },
+    { level: 50, msg: 'second signal during the shutdown: exiting with 1', signal: 'SIGTERM' },
+    { level: 50, msg: 'killed by timeout (10000ms)' },
+    { level: 50, msg: 'the close failed', err: { message: 'the close failed' } }
+  ])
 })
