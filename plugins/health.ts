@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import type { FastifyReply } from 'fastify'
 import { withTimeout } from '../src/timeout.js'
 
 declare module 'fastify' {
@@ -19,17 +20,25 @@ export default fp(async function health (fastify) {
 
   fastify.get('/healthz', { logLevel: probeLogLevel }, async () => ({ status: 'ok' }))
 
+  // A 503 names the parts that are not ready and nothing else: /readyz answers whoever can
+  // reach the public address, so an address, a host name or a driver's message goes to the log.
   fastify.get('/readyz', { logLevel: probeLogLevel }, async (request, reply) => {
-    const failures: Record<string, string> = {}
+    if (fastify.shuttingDown) return await notReady(reply, ['shutting down'])
+    const failures = new Map<string, string>()
     await Promise.all([...checks].map(async ([name, check]) => {
       try {
         await withTimeout(check(), readinessTimeoutMs, 'timed out')
       } catch (error) {
-        failures[name] = (error as Error).message
+        failures.set(name, (error as Error).message)
       }
     }))
-    if (Object.keys(failures).length === 0) return { status: 'ready' }
-    request.log.warn({ failures }, 'not ready')
-    return await reply.code(503).send({ error: 'not_ready', message: Object.entries(failures).map(([name, why]) => `${name}: ${why}`).join('; ') })
+    if (failures.size === 0) return { status: 'ready' }
+    request.log.warn({ failures: Object.fromEntries(failures) }, 'not ready')
+    // In the order the checks were added, whichever finished first.
+    return await notReady(reply, [...checks.keys()].filter((name) => failures.has(name)))
   })
-}, { name: 'health', fastify: '5.x', dependencies: ['database'] })
+}, { name: 'health', fastify: '5.x', dependencies: ['database', 'shutdown'] })
+
+async function notReady (reply: FastifyReply, parts: string[]): Promise<FastifyReply> {
+  return await reply.code(503).send({ error: 'not_ready', message: `Not ready: ${parts.join(', ')}` })
+}

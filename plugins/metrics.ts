@@ -4,6 +4,7 @@ import fp from 'fastify-plugin'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { errorCodes, type ErrorCode } from '../src/protocol.js'
 import { StartupError } from '../src/startup.js'
+import { version } from '../src/version.js'
 
 /** How a publish attempt ended: its ack, or the code of its refusal. */
 export type PublishResult = 'acked' | ErrorCode
@@ -59,7 +60,7 @@ const busLagBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 const off: Metrics = { readFrom () {}, published () {}, committed () {}, busLag () {}, upgradeRefused () {}, authenticated () {} }
 
 /**
- * Prometheus metrics at http://HOST:METRICS_PORT/metrics: a node:http listener of its own,
+ * Prometheus metrics at http://METRICS_HOST:METRICS_PORT/metrics: a node:http listener of its own,
  * never on PORT, so the metrics stay private when the app is public. Opened when the app is
  * ready, closed with it. Without METRICS_PORT there is no listener and no registry.
  */
@@ -127,6 +128,8 @@ function prometheusMetrics (registry: Registry): Metrics {
     })
   }
 
+  // Which build each instance runs, for a dashboard across a rolling deploy.
+  new Gauge({ name: 'canopy_build_info', help: 'The version this instance runs (label version); always 1', labelNames: ['version'], registers }).set({ version }, 1)
   gauge('canopy_connections', 'Open /chat connections on this instance', 'connections')
   gauge('canopy_subscriptions', 'Topics subscribed to by the connections on this instance, one per connection and topic', 'subscriptions')
   gauge('canopy_listen_up', '1 when this instance hears every other one (its LISTEN connection is up; always on the embedded database), else 0', 'listenUp')

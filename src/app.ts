@@ -8,11 +8,13 @@ import type { Config } from './config.js'
 import type { TSchema } from '@sinclair/typebox'
 import { ajvFormats, holdsUnstorable } from './protocol.js'
 import { HttpError } from './errors.js'
+import { RequestLog } from './request-log.js'
 import database from '../plugins/database.js'
 import security from '../plugins/security.js'
 import rateLimit from '../plugins/rate-limit.js'
 import session from '../plugins/session.js'
 import accounts from '../plugins/accounts.js'
+import shutdown from '../plugins/shutdown.js'
 import health from '../plugins/health.js'
 import metrics from '../plugins/metrics.js'
 import staticPage from '../plugins/static.js'
@@ -83,12 +85,15 @@ export function fastifyOptions (config: Config): FastifyServerOptions {
         }
       }
     },
+    // One line a request, at debug for a successful read (src/request-log.ts).
+    logController: new RequestLog(),
     // A url the router cannot read never reaches setErrorHandler: give it the same JSON.
     frameworkErrors: (error, request, reply) => { void errorHandler(error, request, reply) },
     bodyLimit: bodyLimitBytes,
     trustProxy: config.trustProxy,
-    return503OnClosing: true,
-    forceCloseConnections: 'idle',
+    // A shutting-down instance stops listening at once and still answers the requests already
+    // on its open connections (plugins/shutdown.ts): better an answer than a 503 to pass on.
+    return503OnClosing: false,
     ...(config.pluginTimeoutMs === undefined ? {} : { pluginTimeout: config.pluginTimeoutMs })
   }
 }
@@ -133,6 +138,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
     return await reply.code(404).send({ error: 'not_found', message: `No route for ${request.method} ${request.url.split('?')[0] ?? ''}` })
   })
 
+  await app.register(shutdown)
   await app.register(security)
   await app.register(database)
   // Before the plugins that count into it (accounts, and everything after).

@@ -225,6 +225,9 @@ export class Connection<State, Frame extends object = object> {
     this.sentClose = { code, reason }
     this.queue = undefined
     this.socket.close(code, reason)
+    // Read again (shutdown stopped reading, see settle): the peer's answering close frame ends
+    // the handshake now, rather than the grace below; frames sent before it are dropped.
+    this.socket.resume()
     setTimeout(() => { this.socket.terminate() }, closeGraceMs).unref()
   }
 

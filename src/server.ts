@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
-import { configFromEnvironment, startOrExplain, StartupError } from './startup.js'
+import { configFromEnvironment, shutdownLogging, startOrExplain, StartupError } from './startup.js'
+import { version } from './version.js'
 
 /** SIGTERM / SIGINT: sockets closed, in-flight publishes finished, exit 0 within this. */
 const shutdownGraceMs = 10_000
@@ -22,9 +23,19 @@ const listening = app !== undefined && await startOrExplain(async () => {
 })
 // Installed once serving: it also ends the process with 0 when the event loop empties.
 if (app !== undefined && listening === true) {
-  closeWithGrace({ delay: shutdownGraceMs }, async ({ signal, err }) => {
-    if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
-    else app.log.info({ signal }, 'shutting down')
+  app.log.info({
+    version,
+    node: process.version,
+    database: app.db.shared ? 'postgres' : 'embedded',
+    // The id this instance goes by in presence and on the topic bus (Postgres only).
+    instance: app.topicBus.transport?.instanceId
+  }, 'canopy started')
+  const { log } = app
+  closeWithGrace({ delay: shutdownGraceMs, ...shutdownLogging(log) }, async ({ signal, err }) => {
+    const startedAt = performance.now()
+    if (err !== undefined) log.error({ err }, 'shutting down after an error')
+    else log.info({ signal }, 'shutting down')
     await app.close()
+    log.info({ durationMs: Math.round(performance.now() - startedAt) }, 'shutdown complete')
   })
 }

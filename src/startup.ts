@@ -1,4 +1,6 @@
 import { existsSync } from 'node:fs'
+import type { FastifyBaseLogger } from 'fastify'
+import type closeWithGrace from 'close-with-grace'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { DatabaseUnreachableError } from './db/database.js'
 import { MigrationsAheadError } from './db/migrations.js'
@@ -31,5 +33,17 @@ export async function startOrExplain<T> (start: () => Promise<T>): Promise<T | u
     console.error(`canopy: ${(error as Error).message}`)
     process.exitCode = 1
     return undefined
+  }
+}
+
+/**
+ * What close-with-grace says (a forced exit, a second signal, a failed close), as lines of
+ * the JSON log rather than its plain-text default on stderr.
+ */
+export function shutdownLogging (log: FastifyBaseLogger): Pick<closeWithGrace.Options, 'logger' | 'onTimeout' | 'onSecondSignal'> {
+  return {
+    logger: { error: (message: unknown) => { log.error(message) } },
+    onTimeout: (graceMs) => { log.error({ graceMs }, 'shutdown did not finish in time: exiting with 1') },
+    onSecondSignal: (signal) => { log.error({ signal }, 'second signal during the shutdown: exiting with 1') }
   }
 }

@@ -501,7 +501,7 @@ t.test('two instances behind the committed nginx config chat over TLS, and one s
     t.equal(me.status, 200, 'and has a ticket for /chat')
     sessions.push({ cookie, ticket: (JSON.parse(me.body) as { wsTicket: string }).wsTicket })
   }
-  const logins = instances.flatMap((instance) => instance.logs).filter((entry) => entry.msg === 'incoming request' && entry.req?.url === '/api/login')
+  const logins = instances.flatMap((instance) => instance.logs).filter((entry) => entry.msg === 'request completed' && entry.req?.url === '/api/login')
   t.same(logins.map((entry) => [entry.req?.host, entry.req?.remoteAddress]), [[`localhost:${balancer.httpsPort}`, clientAddress], [`localhost:${balancer.httpsPort}`, clientAddress]],
     'the instances see the host the browser used and the client\'s address')
 

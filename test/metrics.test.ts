@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
@@ -168,6 +169,19 @@ t.test('a consumer closed as too slow is counted, and the listener closes with t
 
   await app.close()
   await t.rejects(fetch(`${metricsUrl}/metrics`), 'nothing listens after close')
+})
+
+t.test('the metrics listener binds METRICS_HOST, never HOST, and says which build runs', async (t) => {
+  // The image sets HOST=0.0.0.0: the metrics stay on loopback unless METRICS_HOST says otherwise.
+  const byDefault = await buildTestApp(t, { HOST: '0.0.0.0', METRICS_PORT: '0' })
+  t.match(byDefault.metricsUrl, /^http:\/\/127\.0\.0\.1:\d+$/, 'METRICS_HOST defaults to 127.0.0.1 whatever HOST is')
+  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+  t.equal(value(await scrape(byDefault.metricsUrl), `canopy_build_info{version="${version}"}`), 1, 'canopy_build_info carries the version of package.json')
+
+  // Another loopback address than HOST's: the listener is where METRICS_HOST says.
+  const elsewhere = await buildTestApp(t, { HOST: '127.0.0.1', METRICS_HOST: '127.0.0.2', METRICS_PORT: '0' })
+  t.match(elsewhere.metricsUrl, /^http:\/\/127\.0\.0\.2:\d+$/, 'bound to METRICS_HOST')
+  t.equal(value(await scrape(elsewhere.metricsUrl), 'canopy_listen_up'), 1, 'and serving there')
 })
 
 t.test('without METRICS_PORT there is no listener', async (t) => {
