@@ -35,6 +35,13 @@ declare module 'fastify' {
 
 /** Request bodies larger than this are refused with 413 before they are parsed. */
 const bodyLimitBytes = 64 * 1024
+/**
+ * How long one plugin may take to start. Fastify's 10 s is too short for opening the embedded
+ * database and applying migrations on a busy machine (seen: a start-up failing with 'Plugin did
+ * not start in time: database' at a load average of 15); each step has bounds of its own (a
+ * Postgres connection 10 s), so this only stops a start-up that hangs.
+ */
+const pluginTimeoutMs = 120_000
 /** Causes of a logged error that are cleaned of query values; a deeper chain is cut short. */
 const maxLoggedCauses = 8
 
@@ -94,7 +101,7 @@ export function fastifyOptions (config: Config): FastifyServerOptions {
     // A shutting-down instance stops listening at once and still answers the requests already
     // on its open connections (plugins/shutdown.ts): better an answer than a 503 to pass on.
     return503OnClosing: false,
-    ...(config.pluginTimeoutMs === undefined ? {} : { pluginTimeout: config.pluginTimeoutMs })
+    pluginTimeout: config.pluginTimeoutMs ?? pluginTimeoutMs
   }
 }
 

@@ -31,6 +31,9 @@ const unavailable = (error: unknown): HttpError =>
 const readSessionSql = `SELECT ${sessions.data.name} AS data FROM ${getTableName(sessions)}
   WHERE ${sessions.sid.name} = $1 AND ${sessions.expiresAt.name} > now()`
 
+/** Session ids per statement of the session check (one array parameter each). */
+const stillValidSliceSize = 10_000
+
 /**
  * The ids are one array parameter: a statement takes at most 65,535 parameters, and an
  * instance may hold the sockets of more sessions than that.
@@ -72,11 +75,17 @@ export class PostgresSessionStore implements SessionStore {
     this.db.orm.delete(sessions).where(eq(sessions.sid, sid)).then(() => { callback() }, (error: unknown) => { callback(unavailable(error)) })
   }
 
-  /** Of these session ids, the ones still valid (stored, not expired). */
+  /**
+   * Of these session ids, the ones still valid (stored, not expired). Asked in slices, so
+   * that no one statement of an instance with very many sockets nears the statement bound.
+   */
   async stillValid (sids: readonly string[]): Promise<Set<string>> {
-    if (sids.length === 0) return new Set()
-    const rows = await this.db.query<{ sid: string }>(stillValidSql, [sids])
-    return new Set(rows.map((row) => row.sid))
+    const valid = new Set<string>()
+    for (let from = 0; from < sids.length; from += stillValidSliceSize) {
+      const rows = await this.db.query<{ sid: string }>(stillValidSql, [sids.slice(from, from + stillValidSliceSize)])
+      for (const row of rows) valid.add(row.sid)
+    }
+    return valid
   }
 
   /** Ends every session of a user but the `keep` most recent; returns the ids of those ended. */

@@ -34,8 +34,8 @@ export interface TopicSummary {
 }
 
 /**
- * Joined: the user has a read position in the topic, or has subscribed to it (a row of
- * topic_members, which outlives the subscription). The others are read from the top of
+ * Joined: the user has a read position in the topic, or is subscribed to it now on some
+ * instance (a row of topic_members, which goes when the user's presence there ends). The others are read from the top of
  * topics_last_at_idx: as many rows as may be listed plus as many as the joined part may hold
  * (those are not listed twice), however many topics there are.
  */

@@ -148,10 +148,10 @@ t.test('a user\'s joined topics come first, and another user\'s new topics never
     await publish(app, bob.cookie, topic, 2)
     t.equal(await read(app, bob.cookie, topic, 1), 204)
   }
-  // Joined by subscribing, and no message yet: listed all the same.
+  // Joined by being subscribed now, and no message yet: listed all the same.
   const client = await connect(app, bob.cookie, { topic: 'quiet' })
   await client.nextOf('subscribed')
-  client.close()
+  t.teardown(() => { client.close() })
   // Another user makes more new topics than the directory lists, all more recently active.
   for (let i = 0; i < 110; i++) await publish(app, mallory.cookie, `spam-${i}`, 1)
 
