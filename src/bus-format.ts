@@ -76,7 +76,8 @@ export function decodeNotification (payload: string): Notification | undefined {
   const instanceId = note.i
   if (typeof note.t === 'string' && typeof note.f === 'number') {
     if (Array.isArray(note.m)) {
-      const messages = (note.m as Array<[string, string, string]>).map(([author, text, at]) => ({ author, text, at }))
+      const messages = readMessages(note.m as unknown[])
+      if (messages === undefined) return undefined
       // Without a commit time: from an instance of an older version.
       const committedAtMs = typeof note.c === 'number' ? note.c : undefined
       return { kind: 'messages', instanceId, topic: note.t, firstId: note.f, messages, committedAtMs }
@@ -86,4 +87,16 @@ export function decodeNotification (payload: string): Notification | undefined {
   }
   if (typeof note.e === 'object' && note.e !== null) return { kind: 'event', instanceId, event: note.e as BusEvent }
   return undefined
+}
+
+/** A payload's `[author, text, at]` triples; undefined if one is anything else. */
+function readMessages (entries: unknown[]): Array<{ author: string, text: string, at: string }> | undefined {
+  const messages: Array<{ author: string, text: string, at: string }> = []
+  for (const entry of entries) {
+    if (!Array.isArray(entry)) return undefined
+    const [author, text, at] = entry as unknown[]
+    if (typeof author !== 'string' || typeof text !== 'string' || typeof at !== 'string') return undefined
+    messages.push({ author, text, at })
+  }
+  return messages
 }

@@ -104,7 +104,7 @@ t.test('later subscribers of a topic get their history from the messages the bus
   t.same(await historyOf({ historyLimit: 3 }), [3, 4, 5], 'the first subscriber reads the table')
   t.equal(historyReads(), 1)
   // Committed and delivered through the bus, as every message is.
-  bus.receive(await store(6))
+  bus.deliverCommitted(await store(6))
   t.same(await historyOf({ historyLimit: 3 }), [4, 5, 6], 'the next one gets the same from memory')
   t.same(await historyOf({ historyLimit: 2 }), [5, 6], 'a shorter history too')
   t.same(await historyOf({ historyLimit: 0, since: 4 }), [5, 6], 'and a catch-up the kept messages cover')
@@ -145,7 +145,7 @@ t.test('a subscribe that fails after the subscriber unsubscribed and subscribed 
   failFirst?.()
   await t.rejects(first, /went away/)
   t.ok(bus.has('room', subscriber), 'still subscribed')
-  bus.receive({ type: 'message', topic: 'room', id: 1, author: 'w', text: 'live', at: new Date().toISOString() })
+  bus.deliverCommitted({ type: 'message', topic: 'room', id: 1, author: 'w', text: 'live', at: new Date().toISOString() })
   t.same(received.map((frame) => frame.type), ['subscribed', 'message'], 'and the live feed goes on')
 })
 
@@ -170,4 +170,50 @@ t.test('a catch-up from the kept messages is cut into replies exactly as one rea
   t.same(fromMemory?.messages.map((m) => m.id), [1, 2, 3])
   t.equal(fromMemory?.truncated, true)
   t.same(fromMemory, fromTable, 'the same messages, cut at the same place, truncated alike')
+})
+
+t.test('a topic kept for a user past the user\'s share is not kept: its histories are read from the table, as before', async (t) => {
+  const app = await buildTestApp(t)
+  const { id } = await register(app)
+  const { db, historyReads } = countingHistoryReads(app.db)
+  // Three short messages take about 470 bytes: one topic's fit in the share, two do not.
+  const bus = new TopicBus(db, app.log, { keepRecent: 3, maxRecentBytesPerUser: 600 })
+  t.teardown(async () => { await bus.close() })
+  for (const topic of ['a', 'b']) {
+    await app.db.query('INSERT INTO topics (name, last_id) VALUES ($1, 3)', [topic])
+    await app.db.query("INSERT INTO messages (topic, id, author_id, author, text) SELECT $1, g, $2, 'w', 'm' || g FROM generate_series(1, 3) g", [topic, id])
+  }
+  const historyOf = async (topic: string, userId: number, subscriber: Subscriber = { send () {}, reply () {} }): Promise<number[]> => {
+    let ids: number[] = []
+    await bus.subscribe(topic, subscriber, { historyLimit: 3, userId }, (history) => {
+      ids = history.messages.map((message) => message.id)
+      return { type: 'subscribed', topic, history: history.messages, present: [] }
+    })
+    return ids
+  }
+  const first: Subscriber = { send () {}, reply () {} }
+  t.same(await historyOf('a', 1, first), [1, 2, 3])
+  t.same(await historyOf('b', 1), [1, 2, 3])
+  t.equal(historyReads(), 2, 'the first subscribers read the table')
+  t.ok(bus.recentBytes(1) > 0 && bus.recentBytes(1) <= 600, 'the first topic is kept for the user, within the share')
+  t.equal(bus.recentBytes(), bus.recentBytes(1), 'the second is not kept at all')
+  t.same(await historyOf('a', 2), [1, 2, 3])
+  t.equal(historyReads(), 2, 'a later subscriber of the kept topic reads no table')
+  t.same(await historyOf('b', 2), [1, 2, 3])
+  t.equal(historyReads(), 3, 'one of the other reads it, the same as without the bus keeping anything')
+  bus.unsubscribe('a', first)
+  t.ok(bus.recentBytes(1) > 0, 'kept while the topic has subscribers here')
+})
+
+t.test('a topic\'s kept messages are let go, and the user\'s share with them, when its last subscriber here leaves', async (t) => {
+  const app = await buildTestApp(t)
+  const bus = new TopicBus(app.db, app.log, { keepRecent: 3 })
+  t.teardown(async () => { await bus.close() })
+  const subscriber: Subscriber = { send () {}, reply () {} }
+  await bus.subscribe('room', subscriber, { historyLimit: 3, userId: 1 }, (history) => ({ type: 'subscribed', topic: 'room', history: history.messages, present: [] }))
+  bus.deliverCommitted({ type: 'message', topic: 'room', id: 1, author: 'w', text: 'live', at: new Date().toISOString() })
+  t.ok(bus.recentBytes(1) > 0)
+  bus.unsubscribe('room', subscriber)
+  t.equal(bus.recentBytes(), 0)
+  t.equal(bus.recentBytes(1), 0)
 })
