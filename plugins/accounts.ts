@@ -10,17 +10,6 @@ import { loginLimits, registrationLimits } from '../src/attempt-limiter.js'
 import { newWsTicket } from '../src/tickets.js'
 import type { AuthOutcome } from './metrics.js'
 
-declare module 'fastify' {
-  interface FastifyInstance {
-    /**
-     * Called with the session id of every session that ends here: a logout (of one session or
-     * of all the user's), a login that replaces the session it was sent with, or one past the
-     * user's maxSessionsPerUser that ends the oldest. Open sockets of that session are closed.
-     */
-    onSessionEnded(listener: (sessionId: string) => void): void
-  }
-}
-
 /** Says in words which rule a registration broke, rather than the validator's pattern. */
 function registrationError (errors: Array<{ instancePath: string }>): Error {
   const fields = new Set(errors.map((error) => error.instancePath))
@@ -47,9 +36,7 @@ function authEvent (request: FastifyRequest, outcome: AuthOutcome, fields: Recor
 export default fp(async function accounts (fastify) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const { loginAttemptsPerMinute, registerAttemptsPerHour } = fastify.config
-  const endedListeners: Array<(sessionId: string) => void> = []
-  fastify.decorate('onSessionEnded', (listener: (sessionId: string) => void) => { endedListeners.push(listener) })
-  const sessionEnded = (sessionId: string): void => { for (const listener of endedListeners) listener(sessionId) }
+  const sessionEnded = (sessionId: string): void => { fastify.sessionEnded(sessionId) }
 
   const startSession = async (request: FastifyRequest, user: User): Promise<void> => {
     // A new session id at login, so a session id planted before login is worth nothing.

@@ -20,12 +20,24 @@ declare module 'fastify' {
     requireUser(request: FastifyRequest): Promise<void>
     /** Tells the browser to drop the session cookie (with the attributes it was set with, which a `__Host-` cookie needs). */
     clearSessionCookie(reply: FastifyReply): void
+    /**
+     * Called with the session id of every session that ends here: a logout (of one session or
+     * of all the user's), a login that replaces the session it was sent with, or one past the
+     * user's maxSessionsPerUser that ends the oldest. plugins/session-sockets.ts closes its
+     * open sockets.
+     */
+    onSessionEnded(listener: (sessionId: string) => void): void
+    /** Tells every onSessionEnded listener that this session ended (plugins/accounts.ts does). */
+    sessionEnded(sessionId: string): void
   }
   interface FastifyRequest {
     /** The logged-in user of the session, if any. */
     user: User | undefined
   }
 }
+
+/** This plugin's name, for the `dependencies` of the plugins that use its decorators. */
+export const sessionPlugin = 'session'
 
 const sessionMaxAgeMs = 7 * 24 * 3600 * 1000
 const expiredSweepMs = 10 * 60 * 1000
@@ -47,6 +59,9 @@ export default fp(async function session (fastify) {
   })
   fastify.decorate('sessionStore', store)
   fastify.decorate('clearSessionCookie', (reply: FastifyReply) => { void reply.clearCookie(cookieName, cookie) })
+  const endedListeners: Array<(sessionId: string) => void> = []
+  fastify.decorate('onSessionEnded', (listener: (sessionId: string) => void) => { endedListeners.push(listener) })
+  fastify.decorate('sessionEnded', (sessionId: string) => { for (const listener of endedListeners) listener(sessionId) })
   fastify.decorateRequest('user', undefined)
   // Right after @fastify/session has loaded the session, so every later hook sees the user.
   fastify.addHook('onRequest', async (request) => {
@@ -61,4 +76,4 @@ export default fp(async function session (fastify) {
     const count = await store.deleteExpired()
     if (count > 0) fastify.log.info({ count }, 'expired sessions deleted')
   })
-}, { name: 'session', fastify: '5.x', dependencies: ['config', 'database'] })
+}, { name: sessionPlugin, fastify: '5.x', dependencies: ['config', 'database'] })

@@ -1,6 +1,9 @@
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 
+/** This plugin's name, for the `dependencies` of the endpoints. */
+export const websocketPlugin = 'websocket'
+
 /** Frames over this close the connection with 1009 (ws does it). */
 export const maxPayloadBytes = 64 * 1024
 
@@ -24,4 +27,4 @@ export default fp(async function websocketServer (fastify) {
     if (!fastify.shuttingDown || !request.ws) return
     return await reply.code(503).send({ error: 'unavailable', message: 'This instance is shutting down; connect again' })
   })
-}, { name: 'websocket', fastify: '5.x', dependencies: ['shutdown'] })
+}, { name: websocketPlugin, fastify: '5.x', dependencies: ['shutdown'] })

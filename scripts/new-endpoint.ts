@@ -144,7 +144,7 @@ export const EchoFrame = Type.Object({ type: Type.Literal('echo'), text: Type.St
 export type ${frame} = Static<typeof EchoFrame>
 
 /**
- * The /${name} endpoint on Canopy's endpoint layer (docs/endpoints.md). It opens only for a
+ * The /${name} endpoint on Canopy's endpoint layer (src/endpoint.ts, docs/endpoints.md). It opens only for a
  * logged-in session showing its ticket, as /chat does, and echoes every text frame.
  * Using fastify.topicBus, fastify.presence or fastify.publish? Add 'topic-bus', 'presence'
  * or 'publish' to the dependencies.
@@ -168,8 +168,8 @@ export default fp(async function ${plugin} (fastify) {
     },
 
     opened (connection) {
-      // Right after the upgrade: send a first frame with connection.send(frame). To subscribe
-      // it to a topic, add ServerFrame (src/protocol.ts) to ${frame} and await
+      // Right after the upgrade: send a first frame with connection.send(frame). Every
+      // connection is a Subscriber of the topic bus: to subscribe it to a topic, await
       // fastify.topicBus.subscribe(topic, connection, { historyLimit: config.historyLimit }, subscribed),
       // where subscribed(history) makes the frame that carries the topic's history.
     },
@@ -178,7 +178,8 @@ export default fp(async function ${plugin} (fastify) {
       // One text frame (valid UTF-8, at most 64 KiB); the connection's next frame waits until
       // this returns or its promise settles. Answer with connection.send(frame), publish with
       // fastify.publish(connection.state.user, topic, text, ref) after checkText from
-      // src/protocol.ts, or connection.close(code, reason).
+      // src/protocol.ts (or fastify.publisher.queue, not to wait for the commit), or
+      // connection.close(code, reason).
       connection.send({ type: 'echo', text: data })
     },
 

@@ -23,6 +23,7 @@ import topicBus from '../plugins/topic-bus.js'
 import presence from '../plugins/presence.js'
 import historyBudget from '../plugins/history-budget.js'
 import publish from '../plugins/publish.js'
+import sessionSockets from '../plugins/session-sockets.js'
 import chatEndpoint from '../plugins/chat-endpoint.js'
 import topicsApi from '../plugins/topics-api.js'
 // endpoint imports: `npm run new:endpoint -- <name>` adds its plugin here
@@ -159,6 +160,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(presence)
   await app.register(historyBudget)
   await app.register(publish)
+  await app.register(sessionSockets)
   await app.register(chatEndpoint)
   // endpoint registrations: `npm run new:endpoint -- <name>` adds its plugin here
   await app.register(topicsApi)

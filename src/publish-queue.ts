@@ -36,18 +36,30 @@ export class PublishRefusedError extends Error {
 interface QueueEntry {
   message: PendingMessage
   enqueuedMs: number
-  committed: ((stored: StoredMessage) => void) | undefined
   resolve: (stored: StoredMessage) => void
   reject: (error: unknown) => void
   /** Later publishes of the same author and ref in the same batch: answered like this one. */
   repeats?: QueueEntry[]
 }
 
+export interface PublishQueueOptions {
+  db: Queryable
+  /** Set where other instances listen: every batch then NOTIFYs them in its statement. */
+  notify?: NotifyOptions | undefined
+  /** Each message committed here (a duplicate is not), for delivery: the topic bus's `receive`. */
+  onCommitted: (message: MessageFrame) => void
+  /** Every statement, committed or failed: its seconds and its publishes (the metrics). */
+  onStatement?: (seconds: number, batchSize: number) => void
+  /** Other bounds than the 5 s guarantee's (a test's, where the bound is not what it tests). */
+  maxQueueWaitMs?: number | undefined
+  maxStatementWaitMs?: number | undefined
+}
+
 /**
  * The publish queue and its group commit: publishes that arrive while a statement runs
- * share the next one, so one transaction and one commit serve them all. Each publish is
- * answered after its commit: `committed` first (the publisher's ack), then `delivered`
- * (every subscriber here), so a publisher hears its ack before its own message comes back.
+ * share the next one, so one transaction and one commit serve them all. `add` resolves after
+ * the commit; the batch's messages go to `onCommitted` once every reaction to those answers
+ * has run (a publisher's ack), so a publisher hears its ack before its own message comes back.
  *
  * One publisher's bad luck stays its own: a ref used before is answered with its first
  * message while the rest of the batch is stored together, and a message the database
@@ -61,30 +73,41 @@ export class PublishQueue {
   /** The last statement ran out of time and none has succeeded since. */
   private timedOut = false
   private readonly sweepTimer: NodeJS.Timeout
+  private readonly db: Queryable
+  private readonly notify: NotifyOptions | undefined
+  private readonly onCommitted: (message: MessageFrame) => void
+  private readonly onStatement: (seconds: number, batchSize: number) => void
   private readonly maxQueueWaitMs: number
   private readonly maxStatementWaitMs: number
+  /** Messages answered and not yet handed to onCommitted. */
+  private readonly answered: MessageFrame[] = []
+  private handOnScheduled = false
+  /**
+   * Runs on the next tick, which comes after the promise reactions of this turn: every
+   * answer's awaiting code (the ack) has run by then. One callback for the whole batch.
+   */
+  private readonly handOn = (): void => {
+    this.handOnScheduled = false
+    for (const message of this.answered.splice(0)) this.onCommitted(message)
+  }
 
-  constructor (
-    private readonly db: Queryable,
-    /** Set where other instances listen: every batch then NOTIFYs them in its statement. */
-    private readonly notify: NotifyOptions | undefined,
-    private readonly delivered: (message: MessageFrame) => void,
-    /** Told of every statement, committed or failed: its seconds and its publishes (the metrics). */
-    private readonly statementRan: (seconds: number, batchSize: number) => void = () => {},
-    /** Other bounds than the 5 s guarantee's (a test's, where the bound is not what it tests). */
-    bounds: { maxQueueWaitMs?: number | undefined, maxStatementWaitMs?: number | undefined } = {}
-  ) {
-    this.maxQueueWaitMs = bounds.maxQueueWaitMs ?? maxQueueWaitMs
-    this.maxStatementWaitMs = bounds.maxStatementWaitMs ?? maxStatementWaitMs
+  constructor (options: PublishQueueOptions) {
+    this.db = options.db
+    this.notify = options.notify
+    this.onCommitted = options.onCommitted
+    this.onStatement = options.onStatement ?? (() => {})
+    this.maxQueueWaitMs = options.maxQueueWaitMs ?? maxQueueWaitMs
+    this.maxStatementWaitMs = options.maxStatementWaitMs ?? maxStatementWaitMs
     this.sweepTimer = setInterval(() => { this.sweep() }, sweepEveryMs).unref()
   }
 
-  async add (input: NewMessage, committed?: (stored: StoredMessage) => void): Promise<StoredMessage> {
+  /** Resolves once the message is committed (or found stored before, by its ref); rejects when it will not be. */
+  async add (input: NewMessage): Promise<StoredMessage> {
     if (this.queue.length >= maxQueuedPublishes) {
       throw new PublishUnavailableError(`over ${maxQueuedPublishes} messages are waiting to be stored; resend later`)
     }
     return await new Promise((resolve, reject) => {
-      this.queue.push({ message: { ...input, at: new Date() }, enqueuedMs: Date.now(), committed, resolve, reject })
+      this.queue.push({ message: { ...input, at: new Date() }, enqueuedMs: Date.now(), resolve, reject })
       if (!this.flushing) void this.flush()
     })
   }
@@ -141,7 +164,7 @@ export class PublishQueue {
     try {
       frames = await withTimeout(storeBatch(this.db, batch.map((entry) => entry.message), this.notify),
         this.maxStatementWaitMs, 'the database did not answer in time')
-        .finally(() => { this.statementRan((performance.now() - sentAt) / 1000, batch.length) })
+        .finally(() => { this.onStatement((performance.now() - sentAt) / 1000, batch.length) })
       this.timedOut = false
     } catch (error) {
       this.timedOut = isTimeout(error)
@@ -150,7 +173,7 @@ export class PublishQueue {
     } finally {
       this.statementSentMs = undefined
     }
-    batch.forEach((entry, i) => { this.settle(entry, { message: frames[i] as MessageFrame, duplicate: false }) })
+    batch.forEach((entry, i) => { this.answer(entry, { message: frames[i] as MessageFrame, duplicate: false }) })
   }
 
   /** After a batch failed: whatever the failure was not about is stored together again. */
@@ -164,7 +187,7 @@ export class PublishQueue {
       for (const entry of batch) {
         const first = entry.message.ref === undefined ? undefined : firsts.get(`${entry.message.authorId}\n${entry.message.ref}`)
         if (first === undefined) fresh.push(entry)
-        else this.settle(entry, { message: first, duplicate: true })
+        else this.answer(entry, { message: first, duplicate: true })
       }
       if (fresh.length < batch.length) await this.store(fresh)
       else this.fail(batch, error)
@@ -184,11 +207,17 @@ export class PublishQueue {
     this.fail(batch, error)
   }
 
-  private settle (entry: QueueEntry, stored: StoredMessage): void {
-    entry.committed?.(stored)
-    if (!stored.duplicate) this.delivered(stored.message)
+  /** A publish is stored: its promise resolves now, its message goes to onCommitted next tick. */
+  private answer (entry: QueueEntry, stored: StoredMessage): void {
     entry.resolve(stored)
-    for (const repeat of entry.repeats ?? []) this.settle(repeat, { message: stored.message, duplicate: true })
+    if (!stored.duplicate) {
+      this.answered.push(stored.message)
+      if (!this.handOnScheduled) {
+        this.handOnScheduled = true
+        process.nextTick(this.handOn)
+      }
+    }
+    for (const repeat of entry.repeats ?? []) this.answer(repeat, { message: stored.message, duplicate: true })
   }
 
   private fail (batch: readonly QueueEntry[], error: unknown): void {

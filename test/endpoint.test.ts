@@ -1,6 +1,6 @@
 import t from 'tap'
 import * as ws from 'ws'
-import { wireFrame } from '../src/endpoint.js'
+import { WireFrames } from '../src/wire-frame.js'
 
 // ws's own frame parser, as a client runs it (its types leave it out).
 interface FrameReceiver {
@@ -11,6 +11,8 @@ interface FrameReceiver {
 const { Receiver } = ws as unknown as { Receiver: new (options: { isServer: boolean, maxPayload: number }) => FrameReceiver }
 
 t.test('a message framed once for many sockets is the text frame a client reads, at every length form', async (t) => {
+  const wireFrames = new WireFrames()
+  const wireFrame = (payload: Buffer): Buffer => wireFrames.of(payload)
   for (const length of [0, 1, 125, 126, 8_000, 65_535, 65_536, 70_000]) {
     const payload = Buffer.from('x'.repeat(length))
     const received = new Promise<{ data: Buffer, isBinary: boolean }>((resolve, reject) => {

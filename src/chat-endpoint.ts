@@ -1,0 +1,234 @@
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { Connection, EndpointDefinition, Refusal } from './endpoint.js'
+import type { ChatHandshake, ChatState } from './chat-handshake.js'
+import type { ChatPolicing } from './chat-policing.js'
+import type { History } from './message-store.js'
+import { errorFrame, isValidTopic, maxTopicsPerConnection, parseClientFrame, type ClientFrame, type ErrorCode, type ErrorFrame, type ServerFrame } from './protocol.js'
+import type { Publisher, PublishRefusal } from './publisher.js'
+import type { SessionSockets } from './session-sockets.js'
+import type { SubscribeOptions, Subscriber } from './topic-bus.js'
+import type { TopicCreations } from './topic-creations.js'
+import type { User } from './users.js'
+
+export type ChatConnection = Connection<ChatState, ServerFrame>
+
+/** The topic bus as the chat uses it (src/topic-bus.ts). */
+export interface ChatTopics {
+  subscribe(topic: string, subscriber: Subscriber, options: SubscribeOptions, subscribed: (history: History) => ServerFrame): Promise<void>
+  unsubscribe(topic: string, subscriber: Subscriber): boolean
+  has(topic: string, subscriber: Subscriber): boolean
+}
+
+/** Presence as the chat uses it (plugins/presence.ts). */
+export interface ChatPresence {
+  join(topic: string, user: User, connection: Subscriber): Promise<void>
+  leave(topic: string, user: User): void
+  presentIn(topic: string): Promise<string[]>
+}
+
+export interface ChatEndpointOptions {
+  keepaliveIntervalMs: number
+  maxBufferedBytes: number
+  /** MAX_MESSAGE_CHARS and HISTORY_LIMIT; TOPIC_CREATE_RATE for the refusal's words. */
+  maxMessageChars: number
+  historyLimit: number
+  topicCreatesPerHour: number
+  log: FastifyBaseLogger
+  handshake: ChatHandshake
+  policing: ChatPolicing<ChatConnection>
+  topics: ChatTopics
+  presence: ChatPresence
+  publisher: Pick<Publisher, 'queue' | 'allAnswered'>
+  topicCreations: Pick<TopicCreations, 'admit'>
+  /** The history reads a user may make (plugins/history-budget.ts): 0, or the wait in ms. */
+  historyReads: { take(userId: number): number }
+  sessionSockets: Pick<SessionSockets, 'add' | 'delete'>
+  /** Counts for the metrics: each publish refused before it is handled, each upgrade refused. */
+  published(result: ErrorCode): void
+  upgradeRefused(statusCode: number): void
+}
+
+/**
+ * The chat endpoint, /chat, on the endpoint layer (src/endpoint.ts): opens only for a
+ * logged-in session showing its ticket (src/chat-handshake.ts), subscribes to the URL's
+ * topic with its history, and speaks the frames of src/protocol.ts: subscribe, unsubscribe
+ * and publish in; subscribed, unsubscribed, ack, message, joined, left and error out.
+ */
+export class ChatEndpoint implements EndpointDefinition<ChatState, ServerFrame> {
+  readonly name = 'chat'
+  readonly path = '/chat'
+  readonly keepaliveIntervalMs: number
+  readonly maxBufferedBytes: number
+
+  constructor (private readonly options: ChatEndpointOptions) {
+    this.keepaliveIntervalMs = options.keepaliveIntervalMs
+    this.maxBufferedBytes = options.maxBufferedBytes
+  }
+
+  async open (request: FastifyRequest): Promise<ChatState | Refusal> {
+    return this.options.handshake.check(request)
+  }
+
+  async opened (connection: ChatConnection): Promise<void> {
+    const { user, sessionId, firstTopic } = connection.state
+    this.options.handshake.opened(user)
+    this.options.sessionSockets.add(sessionId, connection)
+    this.options.log.info({ reqId: connection.reqId, user: user.name, topic: firstTopic }, 'socket opened')
+    if (!isValidTopic(firstTopic)) {
+      connection.send(errorFrame('bad_topic', 'the topic in the URL is not a topic name; subscribe to one'))
+      return
+    }
+    await this.subscribe(connection, firstTopic)
+  }
+
+  async text (connection: ChatConnection, data: string): Promise<void> {
+    const { policing } = this.options
+    const frame = parseClientFrame(data, this.options.maxMessageChars)
+    const ref = 'ref' in frame ? frame.ref : undefined
+    const frameWaitMs = policing.takeFrame(connection)
+    if (frameWaitMs > 0) {
+      if (isPublishAttempt(frame, data)) this.options.published('rate_limited')
+      policing.refuse(connection, `over ${policing.frameRatePerSecond} frames per second; send again in ${frameWaitMs} ms`, frameWaitMs, ref)
+      return
+    }
+    if (frame.type === 'error') {
+      if (isPublishAttempt(frame, data)) this.options.published(frame.code)
+      connection.send(frame)
+      return
+    }
+    await this.dispatch(connection, frame)
+  }
+
+  closed (connection: ChatConnection, code: number, reason: string): void {
+    const { user, sessionId, topics } = connection.state
+    this.options.log.info({ reqId: connection.reqId, user: user.name, code, reason, topics: [...topics] }, 'socket closed')
+    for (const topic of [...topics]) this.unsubscribe(connection, topic)
+    this.options.handshake.closed(user)
+    this.options.sessionSockets.delete(sessionId, connection)
+    this.options.policing.forget(connection)
+  }
+
+  refused (statusCode: number): void {
+    this.options.upgradeRefused(statusCode)
+  }
+
+  /** Every message a client was told is coming is acked before its socket closes with 1001. */
+  async finishInFlight (): Promise<void> {
+    await this.options.publisher.allAnswered()
+  }
+
+  private async dispatch (connection: ChatConnection, frame: ClientFrame): Promise<void> {
+    switch (frame.type) {
+      case 'subscribe':
+        await this.subscribe(connection, frame.topic, frame.since)
+        return
+      case 'unsubscribe':
+        this.unsubscribe(connection, frame.topic)
+        connection.send({ type: 'unsubscribed', topic: frame.topic })
+        return
+      case 'publish':
+        await this.publish(connection, frame.topic, frame.text, frame.ref)
+    }
+  }
+
+  private async subscribe (connection: ChatConnection, topic: string, since?: number): Promise<void> {
+    const { topics: bus, presence, policing, log } = this.options
+    const { topics, user } = connection.state
+    const isNew = !topics.has(topic)
+    if (isNew && topics.size >= maxTopicsPerConnection) {
+      connection.send(errorFrame('bad_request', `at most ${maxTopicsPerConnection} topics per connection`))
+      return
+    }
+    const readWaitMs = this.options.historyReads.take(user.id)
+    if (readWaitMs > 0) {
+      policing.refuse(connection, `over the history reads a user may make per second; subscribe again in ${readWaitMs} ms`, readWaitMs, undefined, topic)
+      return
+    }
+    // A subscribe may bring a topic into being: TOPIC_CREATE_RATE (free when the topic is known to exist).
+    const creation = await this.options.topicCreations.admit(user.id, topic, { make: true })
+    if (creation === 'unavailable') {
+      connection.send(errorFrame('unavailable', `could not subscribe to ${topic}; subscribe again`))
+      return
+    }
+    if (creation !== 'ok') {
+      policing.refuse(connection, `over ${this.options.topicCreatesPerHour} new topics per hour; ${topic} is not one yet; subscribe again in ${creation.retryAfterMs} ms`, creation.retryAfterMs, undefined, topic)
+      return
+    }
+    // The user counts as present from now, and the `subscribed` frame waits until the
+    // database says so: whoever subscribes after it arrives sees this user present.
+    if (isNew) topics.add(topic)
+    const entered = isNew ? presence.join(topic, user, connection) : undefined
+    try {
+      let present: string[] = []
+      const alongside = Promise.all([presence.presentIn(topic).then((names) => { present = names }), entered])
+      await bus.subscribe(topic, connection, { since, historyLimit: this.options.historyLimit, alongside },
+        (history) => subscribed(topic, history, withUser(present, user.name)))
+    } catch (error) {
+      // A later subscribe to the topic (after an unsubscribe) may have taken its place: it stays.
+      if (isNew && !bus.has(topic, connection) && topics.delete(topic)) presence.leave(topic, user)
+      log.warn({ err: error, topic }, 'subscribe failed')
+      connection.send(errorFrame('unavailable', `could not read the history of ${topic}; subscribe again`))
+      return
+    }
+    // The next frame waits until this history is written out: one large reply at a time.
+    await connection.repliesWritten()
+  }
+
+  private unsubscribe (connection: ChatConnection, topic: string): void {
+    const { topics } = connection.state
+    if (!topics.delete(topic)) return
+    this.options.topics.unsubscribe(topic, connection)
+    this.options.presence.leave(topic, connection.state.user)
+  }
+
+  /**
+   * Waits for the message's place in the queue, not for its commit: the connection's next
+   * frames go on meanwhile (and share its transaction), in order. The ack goes out on the
+   * commit, before the message itself reaches the topic's subscribers.
+   */
+  private async publish (connection: ChatConnection, topic: string, text: string, ref: string): Promise<void> {
+    const queued = await this.options.publisher.queue(connection.state.user, topic, text, ref)
+    if (!queued.queued) {
+      this.answerRefusal(connection, queued.refusal, ref)
+      return
+    }
+    void queued.outcome.then((outcome) => {
+      if (outcome.ok) connection.send({ type: 'ack', ref, id: outcome.message.id, at: outcome.message.at })
+      else this.answerRefusal(connection, outcome, ref)
+    })
+  }
+
+  private answerRefusal (connection: ChatConnection, refusal: PublishRefusal, ref: string): void {
+    if (refusal.code === 'rate_limited') this.options.policing.refuse(connection, refusal.message, refusal.retryAfterMs ?? 1000, ref)
+    else connection.send(errorFrame(refusal.code, refusal.message, ref))
+  }
+}
+
+/**
+ * Whether a frame refused before it is handled was a publish attempt, for the metrics: a
+ * publish, or a frame that may have meant to be one (it cannot be read as a subscribe or an
+ * unsubscribe). Publishes that get further are counted by the publish path.
+ */
+function isPublishAttempt (frame: ClientFrame | ErrorFrame, data: string): boolean {
+  if (frame.type !== 'error') return frame.type === 'publish'
+  // Only these refuse a subscribe or an unsubscribe too: read the type again (a refusal is rare).
+  if (frame.code !== 'bad_request' && frame.code !== 'bad_topic') return true
+  try {
+    const { type } = JSON.parse(data) as { type?: unknown }
+    return type !== 'subscribe' && type !== 'unsubscribe'
+  } catch {
+    return true
+  }
+}
+
+/** The first frame of a subscription, and every later one: the topic's history and who is there. */
+function subscribed (topic: string, history: History, present: string[]): ServerFrame {
+  return history.truncated
+    ? { type: 'subscribed', topic, history: history.messages, present, truncated: true }
+    : { type: 'subscribed', topic, history: history.messages, present }
+}
+
+/** The names present, with the subscriber's own (it may not be counted yet), each once, sorted. */
+function withUser (present: string[], name: string): string[] {
+  return present.includes(name) ? present : [...present, name].sort()
+}
