@@ -54,7 +54,7 @@ export default fp(async function presencePlugin (fastify) {
     graceSeconds: config.presenceGraceSeconds,
     onAnnouncement: (announcement) => {
       tell(announcement)
-      bus.announce({ kind: 'presence', topic: announcement.topic, user: announcement.user, joined: announcement.joined })
+      bus.tellOtherInstances({ kind: 'presence', topic: announcement.topic, user: announcement.user, joined: announcement.joined })
     },
     log: fastify.log
   })

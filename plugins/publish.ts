@@ -25,7 +25,7 @@ export default fp(async function publish (fastify) {
     log: fastify.log,
     notify: bus.transport,
     busReady: () => bus.ready,
-    onCommitted: (message) => { bus.receive(message) },
+    onCommitted: (message) => { bus.deliverCommitted(message) },
     onPublished: (result) => { metrics.published(result) },
     onStatement: (seconds, batchSize) => { metrics.committed(seconds, batchSize) },
     publishRatePerSecond: config.publishRatePerSecond,

@@ -33,7 +33,7 @@ export default fp(async function sessionSocketsOwner (fastify) {
   fastify.onSessionEnded((sessionId) => {
     const key = sessionKey(sessionId)
     sockets.closeSession(key)
-    topicBus.announce({ kind: 'logout', sessionKey: key })
+    topicBus.tellOtherInstances({ kind: 'logout', sessionKey: key })
   })
   topicBus.onEvent((event) => { if (event.kind === 'logout') sockets.closeSession(event.sessionKey) })
 

@@ -161,7 +161,7 @@ export class ChatEndpoint implements EndpointDefinition<ChatState, ServerFrame> 
     try {
       let present: string[] = []
       const alongside = Promise.all([presence.presentIn(topic).then((names) => { present = names }), entered])
-      await bus.subscribe(topic, connection, { since, historyLimit: this.options.historyLimit, alongside },
+      await bus.subscribe(topic, connection, { since, historyLimit: this.options.historyLimit, alongside, userId: user.id },
         (history) => subscribed(topic, history, withUser(present, user.name)))
     } catch (error) {
       // A later subscribe to the topic (after an unsubscribe) may have taken its place: it stays.

@@ -114,11 +114,6 @@ export class TopicBus implements InOrderReceiver<TopicFeed>, InstancesListener {
     this.link.tellOtherInstances(event)
   }
 
-  /** @deprecated the former name of tellOtherInstances (the presence tracker's announcements are another thing). */
-  announce (event: BusEvent): void {
-    this.link.tellOtherInstances(event)
-  }
-
   /** Events told by other instances. */
   onEvent (handler: (event: BusEvent) => void): void {
     this.link.onEvent(handler)
@@ -230,11 +225,6 @@ export class TopicBus implements InOrderReceiver<TopicFeed>, InstancesListener {
   deliverCommitted (frame: MessageFrame): void {
     const feed = this.topics.get(frame.topic)
     if (feed !== undefined) this.order.arrive(frame.topic, feed, frame)
-  }
-
-  /** @deprecated the former name of deliverCommitted (an endpoint's `receive` is a raw frame). */
-  receive (frame: MessageFrame): void {
-    this.deliverCommitted(frame)
   }
 
   /** Something was committed up to `id` that did not come with its content: read it. */
