@@ -119,9 +119,9 @@ if (chromiumPath === undefined) {
         await page.locator('#joined-topics a[data-topic="general"]').click()
         await page.getByRole('heading', { name: '#general', exact: true }).waitFor()
         await check('back on #general')
-        const title = await box(page, '#room-title')
-        const header = await box(page, '.room-header')
-        t.ok(inside(title, header), 'the long name never widened the room header')
+        const title = await box(page, '#topic-title')
+        const header = await box(page, '.topic-header')
+        t.ok(inside(title, header), 'the long name never widened the topic header')
         await page.context().close()
       })
     }
