@@ -177,7 +177,9 @@ if (chromiumPath === undefined) {
       await waitForAllSent(bob)
       const background = async (page: Page): Promise<string> => await page.evaluate(() => getComputedStyle(document.body).backgroundColor)
 
-      const [topics, log, members] = await Promise.all(['#topics-panel', '#log-scroller', '#members-panel'].map(async (selector) => await alice.locator(selector).boundingBox()))
+      const topics = await alice.locator('#topics-panel').boundingBox()
+      const log = await alice.locator('#log-scroller').boundingBox()
+      const members = await alice.locator('#members-panel').boundingBox()
       t.ok(topics !== null && log !== null && members !== null, 'wide: the topic list, the log and who is here are all shown')
       if (topics !== null && log !== null && members !== null) {
         t.ok(topics.x + topics.width <= log.x + 0.5 && log.x + log.width <= members.x + 0.5, 'wide: side by side, left to right')
