@@ -1,26 +1,18 @@
 import { CloseCode } from '/protocol.js'
 import { me } from './api.js'
+import { newRef, resendDelayMs, retryable } from './resend.js'
 
 /**
  * The page's side of /chat: one WebSocket for every topic the reader has joined, which
  * reconnects by itself, and the outbox of messages not yet acknowledged, which are resent
  * with their `ref` (the server stores a repeated ref only once), so nothing typed is lost.
- *
- * Refusals are answered as the protocol asks: a publish or subscribe refused with
- * `rate_limited` is sent again once its `retryAfterMs` is over, never sooner (a client that
- * does not wait is closed); after `unavailable` it is sent again after a short backoff.
+ * A refused publish or subscribe is sent again when resend.js says.
  */
 
 const firstRetryMs = 500
 const maxRetryMs = 15_000
-/** After `unavailable`, a publish or subscribe is sent again after about this, doubling each time. */
-const firstResendMs = 1000
-const maxResendMs = 15_000
-/** Added at random to a `retryAfterMs`, so that refused publishes do not all come back at once. */
-const resendSpreadMs = 50
 /** Publishes sent and not yet acknowledged on a socket at most: within this the server never closes a client that waits. */
 const maxPublishesInFlight = 32
-const retryableErrors = new Set(['rate_limited', 'unavailable'])
 
 /**
  * @typedef {{ ref: string, topic: string, text: string, failures: number }} OutboxEntry
@@ -39,18 +31,6 @@ const retryableErrors = new Set(['rate_limited', 'unavailable'])
  * @property {(entry: OutboxEntry, error: { code: string, message: string }) => void} retrying
  * @property {() => void} loggedOut the session is gone: show the login form
  */
-
-/** A ref unique to this message; crypto.randomUUID needs a secure context, getRandomValues does not. */
-function newRef () {
-  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID()
-  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, '0')).join('')
-}
-
-/** The wait before the `failures`-th resend after `unavailable`: doubling, with jitter. */
-function backoffMs (failures) {
-  const ceilingMs = Math.min(maxResendMs, firstResendMs * 2 ** Math.max(0, failures - 1))
-  return ceilingMs / 2 + Math.random() * ceilingMs / 2
-}
 
 export class ChatSocket {
   /**
@@ -298,7 +278,7 @@ export class ChatSocket {
   /** @private A publish of the outbox was refused: sent again after its wait, or given up. */
   publishRefused (error) {
     const entry = /** @type {OutboxEntry} */ (this.outbox.get(error.ref))
-    if (!retryableErrors.has(error.code)) {
+    if (!retryable(error)) {
       this.outbox.delete(entry.ref)
       this.inFlight.delete(entry.ref)
       this.listeners.failed(entry, error)
@@ -306,34 +286,19 @@ export class ChatSocket {
       return
     }
     this.listeners.retrying(entry, error)
-    this.later(this.resendDelayMs(error, entry), () => { this.sendEntry(entry) })
+    this.later(resendDelayMs(error, entry), () => { this.sendEntry(entry) })
   }
 
   /** @private A subscribe was refused: asked again after its wait, or reported. */
   subscribeRefused (error) {
     const request = this.answered(error.topic)
-    if (request === undefined || !retryableErrors.has(error.code)) {
+    if (request === undefined || !retryable(error)) {
       if (request !== undefined) this.topics.delete(request.topic)
       this.listeners.frame(error)
       return
     }
-    this.later(this.resendDelayMs(error, request), () => {
+    this.later(resendDelayMs(error, request), () => {
       this.sendSubscription(request)
     })
-  }
-
-  /**
-   * @private
-   * How long to wait before sending a refused frame again: at least the `retryAfterMs` the
-   * server gave, or a backoff after `unavailable`.
-   * @param {{ code: string, retryAfterMs?: number }} error
-   * @param {{ failures: number }} attempt
-   */
-  resendDelayMs (error, attempt) {
-    attempt.failures += 1
-    if (error.code === 'rate_limited' && typeof error.retryAfterMs === 'number') {
-      return error.retryAfterMs + Math.random() * resendSpreadMs
-    }
-    return backoffMs(attempt.failures)
   }
 }
