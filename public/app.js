@@ -1,94 +1,105 @@
 import { logout } from './api.js'
 import { AuthView } from './auth-view.js'
 import { Composer } from './composer.js'
-import { ChatConnection } from './connection.js'
+import { ChatSocket } from './connection.js'
+import { countingTag, JoinedTopics } from './joined-topics.js'
 import { Members } from './members.js'
 import { MessageLog } from './message-log.js'
 import { Panels } from './panels.js'
 import { sessionHint } from './storage.js'
 import { TopicHistory } from './topic-history.js'
-import { countingTag, TopicList } from './topic-list.js'
+import { TopicList } from './topic-list.js'
 import { TopicPicker } from './topic-picker.js'
+import { TopicStore } from './topic-store.js'
 import { byId } from './dom.js'
-import { defaultTopic } from '/protocol.js'
 
 /**
  * The chat page, put together: the login form, then the open topic with its log, who is
  * here and the composer, the list of topics with their unread counts, and the connection
- * indicator. One socket carries every joined topic. The protocol's constants and this
- * server's limits come from /protocol.js, which the server generates from src/protocol.ts
- * and its configuration; the frames are described there and in the protocol documentation.
+ * indicator. The open topic, the joined topics and their counts live in the store
+ * (topic-store.js); the parts below read it and act on its events. One socket carries every
+ * joined topic. The protocol's constants and this server's limits come from /protocol.js,
+ * which the server generates from src/protocol.ts and its configuration; the frames are
+ * described there and in the protocol documentation (docs/protocol.md).
  */
 
 const chatView = byId('chat-view')
 const connectionIndicator = byId('connection')
 const connectionText = byId('connection-text')
 const userName = byId('user-name')
-const roomTitle = byId('room-title')
+const topicTitle = byId('topic-title')
 const logoutButton = byId('logout')
 
-/** @type {ChatConnection | undefined} */
-let connection
-/**
- * Counts the topics opened: a `subscribed` that answers an earlier opening (of a topic left
- * since, or of the same one before it was left) is not the open topic's history.
- */
-let openings = 0
+/** @type {ChatSocket | undefined} */
+let socket
 
+const store = new TopicStore({ visible: document.visibilityState === 'visible' })
 const log = new MessageLog(byId('messages'), byId('log-scroller'))
 const members = new Members()
 const panels = new Panels()
 const auth = new AuthView({ authenticated: enterChat })
-const picker = new TopicPicker({
-  switched: switchTopic,
+const picker = new TopicPicker(store, {
   joined: () => {
     panels.topicChosen()
     composer.focus()
   }
 })
 const sessionEnded = () => { showLogin('Your session has ended. Log in again.') }
-const topicList = new TopicList({
-  connection: () => connection,
-  sessionEnded,
-  unreadLine: (topic, readId) => { if (topic === picker.topic) log.markUnread(readId) },
-  // The open topic was left: the page goes where it starts.
-  leave: () => { location.hash = `#${defaultTopic}` }
+const joinedTopics = new JoinedTopics(store, { socket: () => socket, sessionEnded })
+const topicHistory = new TopicHistory({
+  log,
+  store,
+  listeners: {
+    catchUp: (topic, since) => { socket?.subscribe(topic, { since, tag: store.openings }) },
+    connected: () => socket !== undefined,
+    sessionEnded
+  }
 })
-const topicHistory = new TopicHistory(log, {
-  catchUp: (topic, since) => { connection?.subscribe(topic, { since, tag: openings }) },
-  connected: () => connection !== undefined,
-  sessionEnded
+const composer = new Composer(log, { publish: (text) => socket?.publish(store.open, text) })
+new TopicList(store) // eslint-disable-line no-new
+
+store.on('open', (topic) => {
+  composer.clear()
+  topicHistory.opened()
+  members.clear()
+  composer.showTopic(topic)
+  topicTitle.textContent = `#${topic}`
+  topicTitle.title = `#${topic}`
+  // Subscribed now (for its most recent history) and first on every new socket. The topic
+  // open before stays subscribed, as every joined topic does.
+  socket?.subscribe(topic, { tag: store.openings })
 })
-const composer = new Composer(log, { publish: (text) => connection?.publish(picker.topic, text) })
+store.on('unread-line', (topic, readId) => { if (topic === store.open) log.markUnread(readId) })
+document.addEventListener('visibilitychange', () => { store.setVisible(document.visibilityState === 'visible') })
 
 const connectionLabels = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…' }
 
-/** @type {import('./connection.js').Hooks} */
-const connectionHooks = {
+/** @type {import('./connection.js').ChatSocketListeners} */
+const socketListeners = {
   status (state) {
     connectionIndicator.dataset.state = state
     connectionText.textContent = connectionLabels[state]
   },
   user: showUser,
-  opened () { void topicList.connected() },
-  subscribed (frame, subscription) {
-    if (subscription?.tag === openings && frame.topic === picker.topic) {
+  opened () { void joinedTopics.connected() },
+  subscribed (frame, request) {
+    if (request?.tag === store.openings && frame.topic === store.open) {
       topicHistory.subscribed(frame)
       members.present(frame.present)
-      topicList.received(frame.topic, frame.history)
-    } else if (subscription?.tag === countingTag) {
-      topicList.counting(frame)
+      store.received(frame.topic, frame.history)
+    } else if (request?.tag === countingTag) {
+      joinedTopics.counting(frame)
     } else {
       // The open topic of a moment ago: its newest messages still count.
-      topicList.received(frame.topic, frame.history)
+      store.received(frame.topic, frame.history)
     }
   },
   frame (frame) {
-    const open = frame.topic === picker.topic
+    const open = frame.topic === store.open
     switch (frame.type) {
       case 'message':
         if (open) topicHistory.message(frame)
-        topicList.received(frame.topic, [frame])
+        store.received(frame.topic, [frame])
         break
       // Who comes and goes shows in the list of who is here, not in the log: every reload
       // of someone's page would otherwise write a line there for everyone.
@@ -114,12 +125,12 @@ const connectionHooks = {
 }
 
 function showLogin (message = '') {
-  connection?.stop()
-  connection = undefined
+  socket?.stop()
+  socket = undefined
   composer.clear()
   log.clear()
   // Another person may log in next on this browser.
-  topicList.reset()
+  store.reset()
   sessionHint.held = false
   chatView.hidden = true
   document.title = 'Canopy'
@@ -131,9 +142,10 @@ function enterChat (user) {
   auth.hide()
   chatView.hidden = false
   if (user !== undefined) showUser(user)
-  showTopic()
-  connection?.stop()
-  connection = new ChatConnection(picker.topic, openings, connectionHooks)
+  socket?.stop()
+  socket = undefined
+  store.openTopic(picker.topicInHash)
+  socket = new ChatSocket({ openTopic: () => ({ topic: store.open, tag: store.openings }), listeners: socketListeners })
   composer.focus()
 }
 
@@ -145,28 +157,11 @@ function showUser (user) {
   sessionHint.held = true
 }
 
-function showTopic () {
-  const topic = picker.topic
-  openings += 1
-  topicHistory.open(topic)
-  members.clear()
-  composer.showTopic(topic)
-  roomTitle.textContent = `#${topic}`
-  roomTitle.title = `#${topic}`
-  topicList.openTopic(topic)
-}
-
-function switchTopic (topic) {
-  composer.clear()
-  showTopic()
-  connection?.openTopic(topic, openings)
-}
-
 logoutButton.addEventListener('click', async () => {
   logoutButton.disabled = true
   // Closed by us first, so the close that the logout sends to the session's sockets is for other tabs.
-  connection?.stop()
-  connection = undefined
+  socket?.stop()
+  socket = undefined
   let message = ''
   try {
     await logout()

@@ -8,9 +8,9 @@ import { byId } from './dom.js'
  */
 
 export class AuthView {
-  /** @param {{ authenticated: (user: { id: number, name: string }) => void }} hooks */
-  constructor (hooks) {
-    this.hooks = hooks
+  /** @param {{ authenticated: (user: { id: number, name: string }) => void }} listeners */
+  constructor (listeners) {
+    this.listeners = listeners
     this.view = byId('auth-view')
     this.form = byId('auth-form')
     this.nameInput = byId('auth-name')
@@ -81,7 +81,7 @@ export class AuthView {
     try {
       const { user } = await authenticate(action, username, password)
       this.passwordInput.value = ''
-      this.hooks.authenticated(user)
+      this.listeners.authenticated(user)
     } catch (error) {
       this.showError(error.message)
       // The server does not say whether the name exists: the hint offers both readings.

@@ -9,7 +9,7 @@ import { historyLimit } from '/protocol.js'
  * meanwhile) is shown but does not move `heldTo`, so that a socket dropped in the middle
  * of a catch-up resumes from where the catch-up stopped, never from the newest message seen.
  * Nothing here counts on ids being consecutive: only on each `subscribed` reply and each
- * socket's live feed being without holes, which SPEC.md promises.
+ * socket's live feed being without holes, which docs/protocol.md promises (Ordering).
  */
 export class CatchUp {
   constructor () {

@@ -20,12 +20,12 @@ const plural = (count, word) => `${count} ${word}${count === 1 ? '' : 's'}`
 export class Composer {
   /**
    * @param {import('./message-log.js').MessageLog} log
-   * @param {{ publish: (text: string) => import('./connection.js').OutboxEntry | undefined }} hooks
+   * @param {{ publish: (text: string) => import('./connection.js').OutboxEntry | undefined }} listeners
    *   publish: queues the text for the open topic; undefined when there is no connection
    */
-  constructor (log, hooks) {
+  constructor (log, listeners) {
     this.log = log
-    this.hooks = hooks
+    this.listeners = listeners
     this.form = byId('composer')
     this.input = byId('message-input')
     this.error = byId('composer-error')
@@ -96,7 +96,7 @@ export class Composer {
       this.showError(`A message is at most ${maxMessageChars} characters; this one has ${length}.`)
       return
     }
-    const entry = this.hooks.publish(text)
+    const entry = this.listeners.publish(text)
     if (entry === undefined) return
     // Its ack cannot come before this: it answers a frame sent over the network.
     this.pendingItems.set(entry.ref, this.log.addPending(text))

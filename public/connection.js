@@ -1,37 +1,29 @@
 import { CloseCode } from '/protocol.js'
 import { me } from './api.js'
+import { newRef, resendDelayMs, retryable } from './resend.js'
 
 /**
  * The page's side of /chat: one WebSocket for every topic the reader has joined, which
  * reconnects by itself, and the outbox of messages not yet acknowledged, which are resent
  * with their `ref` (the server stores a repeated ref only once), so nothing typed is lost.
- *
- * Refusals are answered as the protocol asks: a publish or subscribe refused with
- * `rate_limited` is sent again once its `retryAfterMs` is over, never sooner (a client that
- * does not wait is closed); after `unavailable` it is sent again after a short backoff.
+ * A refused publish or subscribe is sent again when resend.js says.
  */
 
 const firstRetryMs = 500
 const maxRetryMs = 15_000
-/** After `unavailable`, a publish or subscribe is sent again after about this, doubling each time. */
-const firstResendMs = 1000
-const maxResendMs = 15_000
-/** Added at random to a `retryAfterMs`, so that refused publishes do not all come back at once. */
-const resendSpreadMs = 50
 /** Publishes sent and not yet acknowledged on a socket at most: within this the server never closes a client that waits. */
 const maxPublishesInFlight = 32
-const retryableErrors = new Set(['rate_limited', 'unavailable'])
 
 /**
  * @typedef {{ ref: string, topic: string, text: string, failures: number }} OutboxEntry
- * @typedef {{ topic: string, since?: number, tag: unknown, failures: number }} Subscription
+ * @typedef {{ topic: string, since?: number, tag: unknown, failures: number }} SubscribeRequest
  *   a subscribe sent, with the caller's tag, which comes back with its answer
  * @typedef {'connecting' | 'connected' | 'reconnecting'} ConnectionState
- * @typedef {object} Hooks
+ * @typedef {object} ChatSocketListeners
  * @property {(state: ConnectionState) => void} status
  * @property {(user: { id: number, name: string }) => void} user
  * @property {() => void} opened a new socket is open, subscribed to the open topic only: subscribe the others
- * @property {(frame: any, subscription: Subscription | undefined) => void} subscribed a `subscribed` frame, with the subscribe it answers
+ * @property {(frame: any, request: SubscribeRequest | undefined) => void} subscribed a `subscribed` frame, with the subscribe it answers
  * @property {(frame: any) => void} frame every other frame but acks and the errors this connection handles
  * @property {() => void} dropped the socket closed: what it was sending is cut off, a new one starts afresh
  * @property {(entry: OutboxEntry, ack: { id: number, at: string }) => void} ack
@@ -40,28 +32,15 @@ const retryableErrors = new Set(['rate_limited', 'unavailable'])
  * @property {() => void} loggedOut the session is gone: show the login form
  */
 
-/** A ref unique to this message; crypto.randomUUID needs a secure context, getRandomValues does not. */
-function newRef () {
-  if (typeof crypto.randomUUID === 'function') return crypto.randomUUID()
-  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, '0')).join('')
-}
-
-/** The wait before the `failures`-th resend after `unavailable`: doubling, with jitter. */
-function backoffMs (failures) {
-  const ceilingMs = Math.min(maxResendMs, firstResendMs * 2 ** Math.max(0, failures - 1))
-  return ceilingMs / 2 + Math.random() * ceilingMs / 2
-}
-
-export class ChatConnection {
+export class ChatSocket {
   /**
-   * @param {string} topic the open topic, subscribed first on every (re)connection
-   * @param {unknown} tag given back with the answers to subscribes of the open topic
-   * @param {Hooks} hooks
+   * @param {{ openTopic: () => { topic: string, tag: unknown }, listeners: ChatSocketListeners }} options
+   *   openTopic: the open topic, subscribed first on every (re)connection, and the tag given
+   *   back with the answer to that subscribe
    */
-  constructor (topic, tag, hooks) {
-    this.topic = topic
-    this.tag = tag
-    this.hooks = hooks
+  constructor ({ openTopic, listeners }) {
+    this.openTopic = openTopic
+    this.listeners = listeners
     /** @type {WebSocket | undefined} */
     this.socket = undefined
     this.open = false
@@ -87,7 +66,7 @@ export class ChatConnection {
 
   /** @private What belongs to one socket, forgotten when it closes. */
   resetSocketState () {
-    /** @type {Subscription[]} subscribes sent on this socket, not yet answered, in order */
+    /** @type {SubscribeRequest[]} subscribes sent on this socket, not yet answered, in order */
     this.asked = []
     /** @type {Set<string>} the topics this socket is subscribed to, or asked to be */
     this.topics = new Set()
@@ -110,23 +89,13 @@ export class ChatConnection {
     this.socket = undefined
   }
 
-  /**
-   * Opens another topic: it is subscribed now (for its most recent history) and first on
-   * every new socket. The topic open before stays subscribed, as every joined topic does.
-   */
-  openTopic (topic, tag) {
-    this.topic = topic
-    this.tag = tag
-    this.subscribe(topic, { tag })
-  }
-
   /** Whether the current socket is subscribed to `topic`, or has asked to be. */
   has (topic) {
     return this.open && this.topics.has(topic)
   }
 
   /**
-   * Subscribes the current socket to `topic`; the answer comes to the `subscribed` hook with
+   * Subscribes the current socket to `topic`; the answer comes to the `subscribed` listener with
    * `tag`. Nothing is sent while no socket is open: the next one calls `opened`.
    * @param {string} topic
    * @param {{ since?: number, tag: unknown }} options
@@ -152,11 +121,11 @@ export class ChatConnection {
   }
 
   /** @private */
-  sendSubscription (subscription) {
+  sendSubscription (request) {
     if (!this.open) return
-    this.topics.add(subscription.topic)
-    this.asked.push(subscription)
-    const { topic, since } = subscription
+    this.topics.add(request.topic)
+    this.asked.push(request)
+    const { topic, since } = request
     this.send(since === undefined ? { type: 'subscribe', topic } : { type: 'subscribe', topic, since })
   }
 
@@ -198,27 +167,27 @@ export class ChatConnection {
   async connect () {
     this.retryTimer = undefined
     if (this.stopped) return
-    this.hooks.status(this.failures === 0 ? 'connecting' : 'reconnecting')
+    this.listeners.status(this.failures === 0 ? 'connecting' : 'reconnecting')
     let session
     try {
       session = await me()
     } catch (error) {
       if (this.stopped) return
       if (error.status === 401) {
-        this.hooks.loggedOut()
+        this.listeners.loggedOut()
         return
       }
       this.scheduleRetry()
       return
     }
     if (this.stopped) return
-    this.hooks.user(session.user)
+    this.listeners.user(session.user)
 
     const url = new URL('/chat', location.href)
     url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:'
-    url.search = new URLSearchParams({ ticket: session.wsTicket, topic: this.topic }).toString()
+    const socketTopic = this.openTopic()
+    url.search = new URLSearchParams({ ticket: session.wsTicket, topic: socketTopic.topic }).toString()
     const socket = new WebSocket(url)
-    const socketTopic = { topic: this.topic, tag: this.tag }
     this.socket = socket
     socket.addEventListener('open', () => {
       if (socket !== this.socket) return
@@ -229,9 +198,10 @@ export class ChatConnection {
       this.topics.add(socketTopic.topic)
       this.asked.push({ ...socketTopic, failures: 0 })
       // Another topic was opened while the socket was opening.
-      if (this.topic !== socketTopic.topic) this.subscribe(this.topic, { tag: this.tag })
+      const open = this.openTopic()
+      if (open.topic !== socketTopic.topic) this.subscribe(open.topic, { tag: open.tag })
       this.sendPublishes()
-      this.hooks.opened()
+      this.listeners.opened()
     })
     socket.addEventListener('message', (event) => {
       if (socket === this.socket) this.receive(event.data)
@@ -242,9 +212,9 @@ export class ChatConnection {
       this.open = false
       this.resetSocketState()
       if (this.stopped) return
-      this.hooks.dropped()
+      this.listeners.dropped()
       if (event.code === CloseCode.loggedOut) {
-        this.hooks.loggedOut()
+        this.listeners.loggedOut()
         return
       }
       this.scheduleRetry()
@@ -255,7 +225,7 @@ export class ChatConnection {
   scheduleRetry () {
     const ceilingMs = Math.min(maxRetryMs, firstRetryMs * 2 ** this.failures)
     this.failures += 1
-    this.hooks.status('reconnecting')
+    this.listeners.status('reconnecting')
     this.retryTimer = setTimeout(() => { void this.connect() }, ceilingMs / 2 + Math.random() * ceilingMs / 2)
   }
 
@@ -283,67 +253,52 @@ export class ChatConnection {
       case 'subscribed':
         // The connection works end to end: the next drop starts the backoff afresh.
         this.failures = 0
-        this.hooks.status('connected')
-        this.hooks.subscribed(frame, this.answered(frame.topic))
+        this.listeners.status('connected')
+        this.listeners.subscribed(frame, this.answered(frame.topic))
         return
       case 'ack': {
         const entry = this.outbox.get(frame.ref)
         if (entry === undefined) return
         this.outbox.delete(frame.ref)
         this.inFlight.delete(frame.ref)
-        this.hooks.ack(entry, frame)
+        this.listeners.ack(entry, frame)
         this.sendPublishes()
         return
       }
       case 'error':
         if (frame.ref !== undefined && this.outbox.has(frame.ref)) this.publishRefused(frame)
         else if (frame.ref === undefined && this.asked.length > 0) this.subscribeRefused(frame)
-        else this.hooks.frame(frame)
+        else this.listeners.frame(frame)
         return
       default:
-        this.hooks.frame(frame)
+        this.listeners.frame(frame)
     }
   }
 
   /** @private A publish of the outbox was refused: sent again after its wait, or given up. */
   publishRefused (error) {
     const entry = /** @type {OutboxEntry} */ (this.outbox.get(error.ref))
-    if (!retryableErrors.has(error.code)) {
+    if (!retryable(error)) {
       this.outbox.delete(entry.ref)
       this.inFlight.delete(entry.ref)
-      this.hooks.failed(entry, error)
+      this.listeners.failed(entry, error)
       this.sendPublishes()
       return
     }
-    this.hooks.retrying(entry, error)
-    this.later(this.resendDelayMs(error, entry), () => { this.sendEntry(entry) })
+    this.listeners.retrying(entry, error)
+    this.later(resendDelayMs(error, entry), () => { this.sendEntry(entry) })
   }
 
   /** @private A subscribe was refused: asked again after its wait, or reported. */
   subscribeRefused (error) {
-    const subscription = this.answered(error.topic)
-    if (subscription === undefined || !retryableErrors.has(error.code)) {
-      if (subscription !== undefined) this.topics.delete(subscription.topic)
-      this.hooks.frame(error)
+    const request = this.answered(error.topic)
+    if (request === undefined || !retryable(error)) {
+      if (request !== undefined) this.topics.delete(request.topic)
+      this.listeners.frame(error)
       return
     }
-    this.later(this.resendDelayMs(error, subscription), () => {
-      this.sendSubscription(subscription)
+    this.later(resendDelayMs(error, request), () => {
+      this.sendSubscription(request)
     })
-  }
-
-  /**
-   * @private
-   * How long to wait before sending a refused frame again: at least the `retryAfterMs` the
-   * server gave, or a backoff after `unavailable`.
-   * @param {{ code: string, retryAfterMs?: number }} error
-   * @param {{ failures: number }} attempt
-   */
-  resendDelayMs (error, attempt) {
-    attempt.failures += 1
-    if (error.code === 'rate_limited' && typeof error.retryAfterMs === 'number') {
-      return error.retryAfterMs + Math.random() * resendSpreadMs
-    }
-    return backoffMs(attempt.failures)
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The topic list and the member list: beside the log where the screen is wide enough,
- * folded away behind a button each where it is not. An unfolded list lies over the room
+ * folded away behind a button each where it is not. An unfolded list lies over the open topic
  * (which is inert meanwhile) until it is closed: by its close button, Escape, a tap beside
  * it, or choosing a topic.
  */
@@ -11,15 +11,15 @@ import { byId } from './dom.js'
  * @typedef {object} Fold
  * @property {HTMLButtonElement} button
  * @property {HTMLElement} panel
- * @property {HTMLButtonElement} close the panel's own button, shown when it lies over the room
- * @property {MediaQueryList} beside where the panel has room beside the log
+ * @property {HTMLButtonElement} close the panel's own button, shown when it lies over the open topic
+ * @property {MediaQueryList} beside where the panel fits beside the log
  * @property {boolean} open unfolded by the reader (the member list also by default, when beside)
  */
 
 export class Panels {
   constructor () {
     this.chat = byId('chat-view')
-    this.room = byId('room')
+    this.topicView = byId('topic-view')
     this.scrim = byId('scrim')
     /** @type {Fold} */
     this.topics = { button: byId('topics-toggle'), panel: byId('topics-panel'), close: byId('topics-close'), beside: matchMedia('(min-width: 48rem)'), open: false }
@@ -107,6 +107,6 @@ export class Panels {
     }
     const over = this.over(this.topics) || this.over(this.members)
     this.scrim.hidden = !over
-    this.room.inert = over
+    this.topicView.inert = over
   }
 }

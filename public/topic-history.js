@@ -15,19 +15,22 @@ const loadOlderWithinPx = 120
 
 export class TopicHistory {
   /**
-   * @param {import('./message-log.js').MessageLog} log
-   * @param {{ catchUp: (topic: string, since: number) => void, connected: () => boolean, sessionEnded: () => void }} hooks
-   *   catchUp: subscribe to the open topic again with `since`; connected: the chat is on (not logged out)
+   * @param {{
+   *   log: import('./message-log.js').MessageLog,
+   *   store: import('./topic-store.js').TopicStore,
+   *   listeners: { catchUp: (topic: string, since: number) => void, connected: () => boolean, sessionEnded: () => void }
+   * }} options listeners.catchUp: subscribe to the open topic again with `since`;
+   *   listeners.connected: the chat is on (not logged out)
    */
-  constructor (log, hooks) {
+  constructor ({ log, store, listeners }) {
     this.log = log
-    this.hooks = hooks
+    this.store = store
+    this.listeners = listeners
     this.scroller = byId('log-scroller')
     this.loadOlderButton = byId('load-older')
     this.historyStart = byId('history-start')
     this.emptyHint = byId('empty-hint')
     this.catchUp = new CatchUp()
-    this.topic = ''
     /** The topic's first `subscribed` has arrived. */
     this.loaded = false
     /** The log goes back to the topic's first message: the server has nothing older. */
@@ -40,9 +43,8 @@ export class TopicHistory {
     this.loadOlderButton.addEventListener('click', () => { void this.loadOlder() })
   }
 
-  /** Empties the log for `topic`, whose messages come next. */
-  open (topic) {
-    this.topic = topic
+  /** Empties the log for the topic opened now, whose messages come next. */
+  opened () {
     this.loaded = false
     this.reachedStart = false
     this.catchUp.reset()
@@ -61,7 +63,7 @@ export class TopicHistory {
     const wholeTopic = !this.catchUp.catchingUp && frame.history.length < historyLimit
     this.log.add(frame.history)
     const since = this.catchUp.subscribed(frame)
-    if (since !== undefined) this.hooks.catchUp(frame.topic, since)
+    if (since !== undefined) this.listeners.catchUp(frame.topic, since)
     this.loaded = true
     if (wholeTopic || this.log.oldestId === 1) this.reachedStart = true
     this.showEdge()
@@ -83,33 +85,33 @@ export class TopicHistory {
     this.loadOlderButton.disabled = this.loadingOlder
     this.loadOlderButton.textContent = this.loadingOlder ? 'Loading older messages…' : 'Load older messages'
     this.historyStart.hidden = !this.loaded || !this.reachedStart || !hasMessages
-    this.historyStart.textContent = `This is the start of #${this.topic}.`
-    this.emptyHint.textContent = this.loaded ? `No messages in #${this.topic} yet. Say hello!` : 'Loading messages…'
+    this.historyStart.textContent = `This is the start of #${this.store.open}.`
+    this.emptyHint.textContent = this.loaded ? `No messages in #${this.store.open} yet. Say hello!` : 'Loading messages…'
   }
 
   /** @private */
   async loadOlder () {
     const oldest = this.log.oldestId
-    if (this.loadingOlder || this.reachedStart || oldest === undefined || !this.hooks.connected()) return
-    const { topic } = this
+    if (this.loadingOlder || this.reachedStart || oldest === undefined || !this.listeners.connected()) return
+    const topic = this.store.open
     this.loadingOlder = true
     this.showEdge()
     let loaded = false
     try {
       const { messages } = await olderMessages(topic, oldest, olderPageSize)
-      if (topic !== this.topic) return
+      if (topic !== this.store.open) return
       this.log.add(messages, { older: true })
       if (messages.length < olderPageSize || this.log.oldestId === 1) this.reachedStart = true
       loaded = true
     } catch (error) {
       if (error.status === 401) {
-        this.hooks.sessionEnded()
+        this.listeners.sessionEnded()
         return
       }
       // The button stays for another try.
     } finally {
       this.loadingOlder = false
-      if (topic === this.topic) this.showEdge()
+      if (topic === this.store.open) this.showEdge()
     }
     if (loaded) this.fillViewport()
   }

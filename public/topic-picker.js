@@ -2,8 +2,11 @@ import { defaultTopic, topicPattern } from '/protocol.js'
 import { byId } from './dom.js'
 
 /**
- * The open topic: it lives in the URL hash, so links, the back button and bookmarks open
- * topics, and the form joins one by name. The topic list (topic-list.js) shows the topics.
+ * The open topic in the URL: the hash names it, so links, the back button and bookmarks open
+ * topics, and the form joins one by name. The topic itself lives in the store
+ * (topic-store.js): a hash the reader goes to opens its topic there, and a topic the store
+ * opens (the default one, after the open topic was left) is written to the hash. While no
+ * topic is open (logged out), the hash waits to be opened at the next login.
  */
 
 /** The topic named by the URL hash, or undefined when it names none. */
@@ -19,37 +22,42 @@ function topicFromHash () {
 
 export class TopicPicker {
   /**
-   * @param {{ switched: (topic: string) => void, joined: () => void }} hooks switched: the
-   *   hash names another topic; joined: the form sent the reader to a topic
+   * @param {import('./topic-store.js').TopicStore} store
+   * @param {{ joined: () => void }} listeners joined: the form sent the reader to a topic
    */
-  constructor (hooks) {
-    this.hooks = hooks
+  constructor (store, listeners) {
+    this.store = store
+    this.listeners = listeners
     this.form = byId('topic-form')
     this.input = byId('topic-input')
     this.error = byId('topic-error')
 
-    const initial = topicFromHash()
-    if (initial === undefined) history.replaceState(null, '', `#${defaultTopic}`)
-    /** The open topic. */
-    this.topic = initial ?? defaultTopic
+    if (topicFromHash() === undefined) history.replaceState(null, '', `#${defaultTopic}`)
 
     window.addEventListener('hashchange', () => {
       const topic = topicFromHash()
       if (topic === undefined) {
-        history.replaceState(null, '', `#${this.topic}`)
+        history.replaceState(null, '', `#${this.store.open === '' ? defaultTopic : this.store.open}`)
         return
       }
-      if (topic === this.topic) return
+      if (this.store.open === '' || topic === this.store.open) return
       // Moving on (by a link, the back button): a mistake typed for the last one no longer applies.
       this.showError('')
-      this.topic = topic
-      this.hooks.switched(topic)
+      this.store.openTopic(topic)
+    })
+    store.on('open', (topic) => {
+      if (topicFromHash() !== topic) location.hash = `#${topic}`
     })
     this.input.addEventListener('input', () => { this.showError('') })
     this.form.addEventListener('submit', (event) => {
       event.preventDefault()
       this.join(this.input.value.trim().replace(/^#/, '').toLowerCase())
     })
+  }
+
+  /** The topic to open at login: the one the hash names, else the default one. */
+  get topicInHash () {
+    return topicFromHash() ?? defaultTopic
   }
 
   /** @private */
@@ -62,7 +70,7 @@ export class TopicPicker {
     this.showError('')
     this.input.value = ''
     location.hash = `#${topic}`
-    this.hooks.joined()
+    this.listeners.joined()
   }
 
   /** @private */

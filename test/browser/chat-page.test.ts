@@ -6,7 +6,7 @@ import { buildApp } from '../../src/app.js'
 import type { Config } from '../../src/config.js'
 import { projectRoot } from '../../src/paths.js'
 import { register, tempDir, testConfig, uniqueName } from '../helpers/app.js'
-import { chromiumArgs, chromiumPath, listen, logItems, openTopicList, screenshot as saveScreenshot, send, waitForAllSent, waitForConnection, waitForText, waitMs, type LogItem } from './page.js'
+import { chromiumArgs, chromiumPath, listen, logItems, openTopicList, PageWatch, screenshot as saveScreenshot, send, waitForAllSent, waitForConnection, waitForText, waitMs, type ExpectedError, type LogItem } from './page.js'
 
 /**
  * The chat page end to end, in Debian's Chromium driven by playwright-core: two people in
@@ -19,13 +19,11 @@ const password = 'correct horse battery'
 const historyLimit = 10
 const maxMessageChars = 100
 
-interface ConsoleError { page: string, phase: string, text: string, url: string }
-
 /**
  * Errors Chromium itself logs for network requests, in the phases of this test that cause
  * them on purpose. The page adds none of its own.
  */
-const expectedConsoleErrors: Array<{ phase: string, text: RegExp, path: string }> = [
+const expectedConsoleErrors: ExpectedError[] = [
   // Every non-2xx fetch is logged as "Failed to load resource"; these steps ask for one.
   { phase: 'wrong password', text: /^Failed to load resource: the server responded with a status of 401\b/, path: '/api/login' },
   { phase: 'name taken', text: /^Failed to load resource: the server responded with a status of 409\b/, path: '/api/register' },
@@ -77,23 +75,11 @@ if (chromiumPath === undefined) {
     const browser: Browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs })
     t.teardown(async () => { await browser.close() })
 
-    let phase = 'start'
-    const consoleErrors: ConsoleError[] = []
-    const dialogs: string[] = []
+    const watch = new PageWatch()
     const openPage = async (label: string, options: { width: number, height: number, colorScheme: 'light' | 'dark', locale: string, timezoneId: string }): Promise<Page> => {
       const { width, height, ...rest } = options
       const context = await browser.newContext({ viewport: { width, height }, ...rest })
-      const page = await context.newPage()
-      page.setDefaultTimeout(waitMs)
-      page.on('console', (message) => {
-        if (message.type() === 'error') consoleErrors.push({ page: label, phase, text: message.text(), url: message.location().url })
-      })
-      page.on('pageerror', (error) => { consoleErrors.push({ page: label, phase, text: `uncaught: ${error.message}`, url: '' }) })
-      page.on('dialog', (dialog) => {
-        dialogs.push(dialog.message())
-        void dialog.dismiss()
-      })
-      return page
+      return watch.watch(await context.newPage(), label)
     }
 
     const alice = await openPage('alice', { width: 1280, height: 800, colorScheme: 'light', locale: 'en-US', timezoneId: 'America/New_York' })
@@ -118,13 +104,13 @@ if (chromiumPath === undefined) {
       await alice.getByRole('button', { name: 'Register', exact: true }).click()
       await alice.getByRole('alert').getByText('A password is at least 8 characters.').waitFor()
 
-      phase = 'wrong password'
+      watch.phase = 'wrong password'
       await secret.fill(password)
       await alice.getByRole('button', { name: 'Log in', exact: true }).click()
       // The API's own message: an unknown name and a wrong password look the same.
       await alice.getByRole('alert').getByText('Unknown name or wrong password').waitFor()
       await screenshot(alice, 'login-error-wide-light')
-      phase = 'alice registers'
+      watch.phase = 'alice registers'
       await alice.getByRole('button', { name: 'Register', exact: true }).click()
       await waitForConnection(alice, 'Connected')
       await waitForText(alice, `Seed ${seedCount}`)
@@ -135,12 +121,12 @@ if (chromiumPath === undefined) {
       await bob.goto(baseUrl)
       await bob.getByLabel('Name', { exact: true }).waitFor()
       await screenshot(bob, 'login-narrow-dark')
-      phase = 'name taken'
+      watch.phase = 'name taken'
       await bob.getByLabel('Name', { exact: true }).fill(aliceName.toUpperCase())
       await bob.getByLabel('Password', { exact: true }).fill(password)
       await bob.getByRole('button', { name: 'Register', exact: true }).click()
       await bob.getByRole('alert').getByText(`The name ${aliceName.toUpperCase()} is taken`).waitFor()
-      phase = 'bob registers'
+      watch.phase = 'bob registers'
       await bob.getByLabel('Name', { exact: true }).fill(bobName)
       await bob.getByRole('button', { name: 'Register', exact: true }).click()
       await waitForConnection(bob, 'Connected')
@@ -150,7 +136,7 @@ if (chromiumPath === undefined) {
     })
 
     await t.test('two people chat and see each other\'s names', async (t) => {
-      phase = 'chat'
+      watch.phase = 'chat'
       await send(alice, 'Hello Bob 👋')
       await waitForText(bob, 'Hello Bob 👋')
       await waitForAllSent(alice)
@@ -183,25 +169,41 @@ if (chromiumPath === undefined) {
       await waitForText(bob, markup)
       t.equal(await bob.locator('#messages img, #messages b').count(), 0, 'no element was made from the text')
       t.equal(await bob.evaluate(() => (window as Window & { pwned?: number }).pwned), undefined, 'no handler ran')
-      t.same(dialogs, [], 'no dialog opened')
+      t.same(watch.dialogs, [], 'no dialog opened')
     })
 
-    await t.test('screenshots of the wide and the narrow layout', async (t) => {
+    await t.test('the wide layout shows the lists beside the log, the narrow one folds them away, in either scheme', async (t) => {
       await waitForAllSent(alice)
       await waitForAllSent(bob)
+      const background = async (page: Page): Promise<string> => await page.evaluate(() => getComputedStyle(document.body).backgroundColor)
+
+      const topics = await alice.locator('#topics-panel').boundingBox()
+      const log = await alice.locator('#log-scroller').boundingBox()
+      const members = await alice.locator('#members-panel').boundingBox()
+      t.ok(topics !== null && log !== null && members !== null, 'wide: the topic list, the log and who is here are all shown')
+      if (topics !== null && log !== null && members !== null) {
+        t.ok(topics.x + topics.width <= log.x + 0.5 && log.x + log.width <= members.x + 0.5, 'wide: side by side, left to right')
+      }
+      t.ok(await bob.locator('#topics-panel').isHidden() && await bob.locator('#members-panel').isHidden(), 'narrow: both lists are folded away')
+      t.ok(await bob.locator('#topics-toggle').isVisible() && await bob.locator('#members-toggle').isVisible(), 'narrow: behind a button each')
       await screenshot(alice, 'chat-wide-light')
       await screenshot(bob, 'chat-narrow-dark')
+
+      const light = await background(alice)
       await alice.emulateMedia({ colorScheme: 'dark' })
+      t.not(await background(alice), light, 'the dark scheme has a background of its own')
       await screenshot(alice, 'chat-wide-dark')
       await alice.emulateMedia({ colorScheme: 'light' })
+      const dark = await background(bob)
       await bob.emulateMedia({ colorScheme: 'light' })
+      t.equal(await background(bob), light, 'the light scheme looks the same on both pages')
+      t.not(dark, light, 'and differs from the dark one')
       await screenshot(bob, 'chat-narrow-light')
       await bob.emulateMedia({ colorScheme: 'dark' })
-      t.pass(`saved in ${screenshotDir}`)
     })
 
     await t.test('the composer counts characters as the server does and refuses a longer message', async (t) => {
-      phase = 'message length'
+      watch.phase = 'message length'
       const input = alice.getByLabel('Message', { exact: true })
       const tooLong = 'x'.repeat(maxMessageChars + 1)
       await input.fill(tooLong)
@@ -283,7 +285,7 @@ if (chromiumPath === undefined) {
     })
 
     await t.test('after a server restart both pages reconnect; nothing is lost or doubled', async (t) => {
-      phase = 'server down'
+      watch.phase = 'server down'
       await app.close()
       await waitForConnection(alice, 'Reconnecting…')
       await waitForConnection(bob, 'Reconnecting…')
@@ -308,7 +310,7 @@ if (chromiumPath === undefined) {
       await waitForConnection(alice, 'Connected')
       await waitForConnection(bob, 'Connected')
       await waitForAllSent(alice)
-      phase = 'after restart'
+      watch.phase = 'after restart'
       await waitForText(bob, offline)
       for (const page of [alice, bob]) {
         await waitForText(page, `Missed ${missedCount}`)
@@ -331,7 +333,7 @@ if (chromiumPath === undefined) {
     })
 
     await t.test('log out returns to the form, and stays there after a reload', async (t) => {
-      phase = 'log out'
+      watch.phase = 'log out'
       await bob.getByRole('button', { name: 'Log out', exact: true }).click()
       await bob.getByLabel('Name', { exact: true }).waitFor()
       await bob.reload()
@@ -340,7 +342,7 @@ if (chromiumPath === undefined) {
     })
 
     await t.test('logging in and chatting work with the keyboard alone', async (t) => {
-      phase = 'keyboard'
+      watch.phase = 'keyboard'
       await bob.waitForFunction(() => document.activeElement?.id === 'auth-name', undefined, { timeout: waitMs })
       await bob.keyboard.type(bobName)
       await bob.keyboard.press('Tab')
@@ -354,10 +356,7 @@ if (chromiumPath === undefined) {
     })
 
     await t.test('logging out in one tab ends the session in the others', async (t) => {
-      const secondTab = await alice.context().newPage()
-      secondTab.on('console', (message) => {
-        if (message.type() === 'error') consoleErrors.push({ page: 'alice 2', phase, text: message.text(), url: message.location().url })
-      })
+      const secondTab = watch.watch(await alice.context().newPage(), 'alice 2')
       await secondTab.goto(`${baseUrl}/#general`)
       await waitForConnection(secondTab, 'Connected')
       await secondTab.getByRole('button', { name: 'Log out', exact: true }).click()
@@ -367,12 +366,11 @@ if (chromiumPath === undefined) {
     })
 
     await t.test('no errors in the browser console', async (t) => {
-      const unexpected = consoleErrors.filter((error) => !expectedConsoleErrors.some((expected) =>
-        expected.phase === error.phase && expected.text.test(error.text) && new URL(error.url, baseUrl).pathname === expected.path))
+      const unexpected = watch.unexpected(expectedConsoleErrors, baseUrl)
       t.same(unexpected, [], 'only the network errors Chromium logs for the failures this test causes')
-      t.comment(`expected network errors logged by Chromium: ${consoleErrors.length - unexpected.length}`)
-      for (const error of consoleErrors) t.comment(`  ${error.page} (${error.phase}): ${error.text} ${error.url}`)
-      t.same(dialogs, [], 'no dialogs')
+      t.comment(`expected network errors logged by Chromium: ${watch.errors.length - unexpected.length}`)
+      for (const error of watch.errors) t.comment(`  ${error.page} (${error.phase}): ${error.text} ${error.url}`)
+      t.same(watch.dialogs, [], 'no dialogs')
     })
   })
 }

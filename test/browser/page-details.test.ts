@@ -1,7 +1,7 @@
 import t from 'tap'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { buildTestApp, register, tempDir, uniqueName } from '../helpers/app.js'
-import { chromiumArgs, chromiumPath, listen, logIn, logItems, openTopicList, screenshot, send, waitForAllSent, waitForConnection, waitForText, waitMs } from './page.js'
+import { chromiumArgs, chromiumPath, listen, logIn, logItems, openTopicList, PageWatch, screenshot, send, waitForAllSent, waitForConnection, waitForText } from './page.js'
 
 /**
  * What the page promises beyond working, in Chromium at 1280 and 360 px: long names never
@@ -66,14 +66,9 @@ if (chromiumPath === undefined) {
 
     const browser: Browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs })
     t.teardown(async () => { await browser.close() })
-    const consoleErrors: string[] = []
-    const openPage = async (label: string, viewport: { width: number, height: number }): Promise<Page> => {
-      const page = await (await browser.newContext({ viewport, locale: 'en-US' })).newPage()
-      page.setDefaultTimeout(waitMs)
-      page.on('console', (message) => { if (message.type() === 'error') consoleErrors.push(`${label}: ${message.text()}`) })
-      page.on('pageerror', (error) => { consoleErrors.push(`${label}: uncaught ${error.message}`) })
-      return page
-    }
+    const watch = new PageWatch()
+    const openPage = async (label: string, viewport: { width: number, height: number }): Promise<Page> =>
+      watch.watch(await (await browser.newContext({ viewport, locale: 'en-US' })).newPage(), label)
     /** A new reader, logged in on `topic`. */
     const reader = async (label: string, viewport: { width: number, height: number }, topic = 'general'): Promise<{ page: Page, name: string }> => {
       const user = await register(app, uniqueName(label), password)
@@ -119,9 +114,9 @@ if (chromiumPath === undefined) {
         await page.locator('#joined-topics a[data-topic="general"]').click()
         await page.getByRole('heading', { name: '#general', exact: true }).waitFor()
         await check('back on #general')
-        const title = await box(page, '#room-title')
-        const header = await box(page, '.room-header')
-        t.ok(inside(title, header), 'the long name never widened the room header')
+        const title = await box(page, '#topic-title')
+        const header = await box(page, '.topic-header')
+        t.ok(inside(title, header), 'the long name never widened the topic header')
         await page.context().close()
       })
     }
@@ -350,7 +345,8 @@ if (chromiumPath === undefined) {
     })
 
     await t.test('no errors in the browser console', async (t) => {
-      t.same(consoleErrors, [])
+      t.same(watch.errors, [])
+      t.same(watch.dialogs, [])
     })
   })
 }

@@ -15,6 +15,43 @@ export const chromiumArgs = ['--no-sandbox', '--disable-gpu', '--disable-quic', 
 /** How long a step may take before the test fails: generous, for a loaded 2-core machine. */
 export const waitMs = 20_000
 
+/** A line the browser logged as an error, or an exception the page did not catch. */
+export interface PageError { page: string, phase: string, uncaught: boolean, text: string, url: string }
+
+/** An error Chromium itself logs for a network request that a phase of a test fails on purpose. */
+export interface ExpectedError { phase: string, text: RegExp, path: string }
+
+/**
+ * Watches pages for what goes wrong in them: errors in the console, exceptions the page does
+ * not catch, and dialogs (dismissed). Each error is noted with the page's label and the
+ * phase of the test it came in, which the test moves on as it goes.
+ */
+export class PageWatch {
+  phase = 'start'
+  readonly errors: PageError[] = []
+  readonly dialogs: string[] = []
+
+  /** Watches `page` under `label`, with the tests' step timeout; returns it. */
+  watch (page: Page, label: string): Page {
+    page.setDefaultTimeout(waitMs)
+    page.on('console', (message) => {
+      if (message.type() === 'error') this.errors.push({ page: label, phase: this.phase, uncaught: false, text: message.text(), url: message.location().url })
+    })
+    page.on('pageerror', (error) => { this.errors.push({ page: label, phase: this.phase, uncaught: true, text: error.message, url: '' }) })
+    page.on('dialog', (dialog) => {
+      this.dialogs.push(dialog.message())
+      void dialog.dismiss()
+    })
+    return page
+  }
+
+  /** The errors but those `expected` in their phase (for a request to a path of `baseUrl`). */
+  unexpected (expected: ExpectedError[] = [], baseUrl = 'http://127.0.0.1'): PageError[] {
+    return this.errors.filter((error) => error.uncaught || !expected.some((allowed) =>
+      allowed.phase === error.phase && allowed.text.test(error.text) && new URL(error.url, baseUrl).pathname === allowed.path))
+  }
+}
+
 export interface LogItem { id: number | undefined, author: string, text: string, status: string, pending: boolean }
 
 /** Listens on 127.0.0.1 (on `port`, or any free one) and returns the port. */

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks'
 import { chromium } from 'playwright-core'
 import { buildApp } from '../../src/app.js'
 import { register, tempDir, testConfig, uniqueName } from '../helpers/app.js'
-import { chromiumArgs, chromiumPath, listen, logIn, logItems, send, waitForAllSent, waitForConnection, waitMs } from './page.js'
+import { chromiumArgs, chromiumPath, listen, logIn, logItems, PageWatch, send, waitForAllSent, waitForConnection } from './page.js'
 
 /**
  * The page's resends, in Chromium against a real server with a small publish budget: a
@@ -32,11 +32,8 @@ if (chromiumPath === undefined) {
 
     const browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs })
     t.teardown(async () => { await browser.close() })
-    const page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage()
-    page.setDefaultTimeout(waitMs)
-    const consoleErrors: string[] = []
-    page.on('console', (message) => { if (message.type() === 'error') consoleErrors.push(message.text()) })
-    page.on('pageerror', (error) => { consoleErrors.push(`uncaught: ${error.message}`) })
+    const watch = new PageWatch()
+    const page = watch.watch(await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage(), 'typist')
 
     // Every /chat frame passes through here unchanged, timed on this process's clock, except
     // the first ack of `busyText`, which is answered `unavailable` instead.
@@ -112,6 +109,6 @@ if (chromiumPath === undefined) {
     await waitForConnection(page, 'Connected')
     t.equal(sockets, 1, 'on one socket: never closed for not waiting')
     t.same(closes, [], 'the server closed nothing')
-    t.same(consoleErrors, [], 'no errors in the browser console')
+    t.same(watch.errors, [], 'no errors in the browser console')
   })
 }

@@ -5,7 +5,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { buildApp } from '../../src/app.js'
 import { projectRoot } from '../../src/paths.js'
 import { register, tempDir, testConfig, uniqueName } from '../helpers/app.js'
-import { chromiumArgs, chromiumPath, listen, logIn, logItems, openTopicList, screenshot, send, waitForAllSent, waitForConnection, waitForText, waitMs } from './page.js'
+import { chromiumArgs, chromiumPath, listen, logIn, logItems, openTopicList, PageWatch, screenshot, send, waitForAllSent, waitForConnection, waitForText, waitMs, type ExpectedError } from './page.js'
 
 /**
  * The page beyond one topic, in Chromium: the topic list with unread counts that the server
@@ -16,10 +16,8 @@ import { chromiumArgs, chromiumPath, listen, logIn, logItems, openTopicList, scr
 const screenshotDir = fileURLToPath(new URL('test-output/screenshots/', projectRoot))
 const password = 'correct horse battery'
 
-interface ConsoleError { page: string, phase: string, text: string, url: string }
-
 /** Chromium logs every non-2xx fetch; this one the test asks for. The page logs nothing. */
-const expectedConsoleErrors: Array<{ phase: string, text: RegExp, path: string }> = [
+const expectedConsoleErrors: ExpectedError[] = [
   { phase: 'unknown name', text: /^Failed to load resource: the server responded with a status of 401\b/, path: '/api/login' }
 ]
 
@@ -69,21 +67,8 @@ if (chromiumPath === undefined) {
     const browser: Browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: chromiumArgs })
     t.teardown(async () => { await browser.close() })
 
-    let phase = 'start'
-    const consoleErrors: ConsoleError[] = []
-    const dialogs: string[] = []
-    const watch = (page: Page, label: string): Page => {
-      page.setDefaultTimeout(waitMs)
-      page.on('console', (message) => {
-        if (message.type() === 'error') consoleErrors.push({ page: label, phase, text: message.text(), url: message.location().url })
-      })
-      page.on('pageerror', (error) => { consoleErrors.push({ page: label, phase, text: `uncaught: ${error.message}`, url: '' }) })
-      page.on('dialog', (dialog) => {
-        dialogs.push(dialog.message())
-        void dialog.dismiss()
-      })
-      return page
-    }
+    const pages = new PageWatch()
+    const watch = (page: Page, label: string): Page => pages.watch(page, label)
     const newContext = async (width: number, height: number, colorScheme: 'light' | 'dark'): Promise<BrowserContext> =>
       await browser.newContext({ viewport: { width, height }, colorScheme, locale: 'en-US', timezoneId: 'Europe/Paris' })
 
@@ -97,19 +82,19 @@ if (chromiumPath === undefined) {
       await alice.getByLabel('Password', { exact: true }).fill(password)
       const hint = alice.getByText('No account with that name and password?')
       t.ok(await hint.isHidden(), 'no hint before trying')
-      phase = 'unknown name'
+      pages.phase = 'unknown name'
       await alice.getByRole('button', { name: 'Log in', exact: true }).click()
       await alice.getByRole('alert').getByText('Unknown name or wrong password').waitFor()
       await hint.waitFor()
       await screenshot(alice, `${screenshotDir}/login-register-hint-wide-light.png`)
-      phase = 'register from the hint'
+      pages.phase = 'register from the hint'
       await alice.getByRole('button', { name: 'Register instead', exact: true }).click()
       await waitForConnection(alice, 'Connected')
       t.equal(await alice.locator('#user-name').textContent(), aliceName, 'registered and logged in under the name typed')
     })
 
     await t.test('a new topic says where it starts; a mistake in the topic form clears', async (t) => {
-      phase = 'topic b'
+      pages.phase = 'topic b'
       await alice.getByText('No messages in #b yet. Say hello!').waitFor()
       await send(alice, 'First in b')
       await waitForAllSent(alice)
@@ -143,7 +128,7 @@ if (chromiumPath === undefined) {
     })
 
     await t.test('who is here: both people, then one when the other leaves', async (t) => {
-      phase = 'members'
+      pages.phase = 'members'
       await waitForMembers(alice, [aliceName])
       await bobPage.goto(`${baseUrl}/#a`)
       await logIn(bobPage, bob.username, password)
@@ -174,7 +159,7 @@ if (chromiumPath === undefined) {
     })
 
     await t.test('unread counts rise live for a joined topic, and the title shows them', async (t) => {
-      phase = 'unread'
+      pages.phase = 'unread'
       const b = joinedTopic(alice, 'b')
       t.ok(await b.badge.isHidden(), 'nothing unread in b yet')
       await post(bob, 'b', 'One for b')
@@ -200,7 +185,7 @@ if (chromiumPath === undefined) {
     })
 
     await t.test('opening a topic reads it, on the server too', async (t) => {
-      phase = 'read'
+      pages.phase = 'read'
       const b = joinedTopic(alice, 'b')
       const marked = alice.waitForResponse((response) => response.request().method() === 'PUT' && new URL(response.url()).pathname === '/api/topics/b/read')
       await b.link.click()
@@ -219,7 +204,7 @@ if (chromiumPath === undefined) {
       t.equal(await alice.title(), '#b · Canopy', 'and the title counts nothing')
 
       // Alice's other browser: the read position follows her; b and a are hers there too.
-      phase = 'another browser'
+      pages.phase = 'another browser'
       const other = watch(await (await newContext(360, 740, 'light')).newPage(), 'alice elsewhere')
       await other.goto(`${baseUrl}/#general`)
       await logIn(other, aliceName, password)
@@ -259,7 +244,7 @@ if (chromiumPath === undefined) {
     })
 
     await t.test('a web address is a safe link; markup stays text', async (t) => {
-      phase = 'links'
+      pages.phase = 'links'
       const text = 'Docs: https://example.com/a_(b)?q=1&r=2. Not <b>bold</b>, not javascript:alert(1), not http://'
       await post(bob, 'b', text)
       await waitForText(alice, text)
@@ -278,7 +263,7 @@ if (chromiumPath === undefined) {
     })
 
     await t.test('the open topic counts as unread while the tab is hidden', async (t) => {
-      phase = 'hidden tab'
+      pages.phase = 'hidden tab'
       // Headless Chromium never hides a tab: the page is told it is hidden as a browser would tell it.
       const setVisibility = async (state: 'hidden' | 'visible'): Promise<void> => {
         await alice.evaluate((state) => {
@@ -300,11 +285,9 @@ if (chromiumPath === undefined) {
     })
 
     await t.test('no errors in the browser console', async (t) => {
-      const unexpected = consoleErrors.filter((error) => !expectedConsoleErrors.some((expected) =>
-        expected.phase === error.phase && expected.text.test(error.text) && new URL(error.url, baseUrl).pathname === expected.path))
-      t.same(unexpected, [], 'only the network error Chromium logs for the refused login')
-      for (const error of consoleErrors) t.comment(`  ${error.page} (${error.phase}): ${error.text} ${error.url}`)
-      t.same(dialogs, [], 'no dialogs')
+      t.same(pages.unexpected(expectedConsoleErrors, baseUrl), [], 'only the network error Chromium logs for the refused login')
+      for (const error of pages.errors) t.comment(`  ${error.page} (${error.phase}): ${error.text} ${error.url}`)
+      t.same(pages.dialogs, [], 'no dialogs')
     })
   })
 }
