@@ -6,7 +6,8 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { getTableName, isTable } from 'drizzle-orm'
 import { buildApp } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
-import { migrationsFolder, openDatabase } from '../../src/db/database.js'
+import { migrationsFolder } from '../../src/db/database.js'
+import { openDatabase } from '../../src/db/open.js'
 import * as schema from '../../src/db/schema.js'
 
 export interface TestContext {
