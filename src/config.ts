@@ -7,7 +7,7 @@ import envSchema from 'env-schema'
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 type LogLevel = typeof logLevels[number]
 
-/** Every variable of the SPEC's configuration table, with its default. */
+/** Every variable of the configuration table (README.md, Configuration), with its default. */
 const EnvSchema = Type.Object({
   NODE_ENV: Type.String({ default: 'development' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8800 }),
