@@ -293,7 +293,7 @@ export default fp(async function chatEndpoint (fastify) {
     },
     slowConsumerCloses: () => endpoint.slowConsumerCloses
   })
-}, { name: 'chat-endpoint', fastify: '5.x', dependencies: ['config', 'websocket', 'session', 'accounts', 'metrics', 'topic-bus', 'presence', 'publish', 'history-budget'] })
+}, { name: 'chat-endpoint', fastify: '5.x', dependencies: ['config', 'websocket', 'session', 'accounts', 'metrics', 'topic-bus', 'presence', 'publish', 'history-reads'] })
 
 /**
  * Whether a frame refused before it is handled was a publish attempt, for the metrics: a
