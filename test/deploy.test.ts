@@ -5,7 +5,7 @@ import { accessSync, chmodSync, constants, cpSync, existsSync, mkdirSync, readFi
 import type { IncomingHttpHeaders } from 'node:http'
 import { createServer as createHttpServer, request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
-import { connect as netConnect, createServer, type AddressInfo } from 'node:net'
+import { connect as netConnect, type AddressInfo } from 'node:net'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
@@ -19,6 +19,7 @@ import { ChatClient } from './helpers/chat.js'
 import { instructionArgs, parseDockerfile, replayCopy, runCommands } from './helpers/dockerfile.js'
 import { sessionCookie, sessionCookieIsSecure } from './helpers/http.js'
 import { startPostgres } from './helpers/postgres.js'
+import { freePort } from '../scripts/embedded-postgres.js'
 
 /**
  * The deploy kit, run as far as this machine can: nginx with the committed config in front
@@ -58,14 +59,6 @@ function renderTemplate (text: string, values: Record<string, string>): string {
 
 const templateVariables = (text: string): string[] =>
   [...new Set([...text.matchAll(placeholder)].map((match) => match[1] ?? match[2] ?? ''))].sort()
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => { server.close(resolve) })
-  return port
-}
 
 const pause = async (ms: number): Promise<void> => { await new Promise((resolve) => { setTimeout(resolve, ms) }) }
 
