@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { startEmbeddedPostgres } from '../scripts/embedded-postgres.js'
+import { queryOnce, startEmbeddedPostgres } from '../scripts/embedded-postgres.js'
 import pg from 'pg'
 import { commandName, postgresCpuSeconds, readProcStat } from './proc.js'
 
@@ -24,16 +24,6 @@ export interface BenchPostgres {
    */
   cpuSeconds(): number | undefined
   stop(): Promise<void>
-}
-
-async function adminQuery<Row extends pg.QueryResultRow> (url: string, text: string): Promise<Row[]> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return (await client.query<Row>(text)).rows
-  } finally {
-    await client.end()
-  }
 }
 
 function withDatabase (url: string, name: string): string {
@@ -66,19 +56,19 @@ export async function startPostgres (): Promise<BenchPostgres> {
     }
   }
 
-  const [row] = await adminQuery<{ server_version: string }>(adminUrl, 'SHOW server_version')
+  const [row] = (await queryOnce<{ server_version: string }>(adminUrl, 'SHOW server_version')).rows
   const pid = postmasterPid
   return {
     version: row?.server_version ?? 'unknown',
     description,
     async createDatabase () {
       const name = `canopy_bench_${randomBytes(6).toString('hex')}`
-      await adminQuery(adminUrl, `CREATE DATABASE ${name}`)
+      await queryOnce(adminUrl, `CREATE DATABASE ${name}`)
       return withDatabase(adminUrl, name)
     },
     async dropDatabase (url) {
       const name = new URL(url).pathname.slice(1)
-      await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      await queryOnce(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
     },
     cpuSeconds: () => pid === undefined ? undefined : postgresCpuSeconds(pid),
     stop

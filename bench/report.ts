@@ -7,7 +7,6 @@ import type { BenchPostgres } from './postgres.js'
 import { columns, systemOf, type Column, type FigureSpec, type Instances, type Scenario, type SystemName } from './scenarios.js'
 import { formatNumber, formatSummary, summarize, type Summary } from './stats.js'
 import { rootDir } from './systems.js'
-import type { TargetCheck } from './targets.js'
 
 /**
  * Reporting the bench: the runs summed up per scenario and system (cells, with ratios of
@@ -56,6 +55,14 @@ export interface CanopyVersion {
   commit?: string
   /** Canopy's files that differ from HEAD: the figures are of those changes. */
   modified?: string[]
+}
+
+/** One target of the issues, checked against a run (bench/targets.ts). */
+export interface TargetCheck {
+  target: string
+  value: string
+  /** Undefined when the run did not measure the figure (a partial run, a failed system). */
+  met: boolean | undefined
 }
 
 /** What a run writes to bench/results/ (latest.json for a full run). */

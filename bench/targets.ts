@@ -1,14 +1,7 @@
-import type { ScenarioReport } from './report.js'
+import type { ScenarioReport, TargetCheck } from './report.js'
 import type { Column } from './scenarios.js'
 
 /** The targets of issues 10 and 17, checked against the medians of a run (and, where a target says so, every repetition). */
-
-export interface TargetCheck {
-  target: string
-  value: string
-  /** Undefined when the run did not measure the figure (a partial run, a failed system). */
-  met: boolean | undefined
-}
 
 export function targets (reports: readonly ScenarioReport[]): TargetCheck[] {
   const find = (id: string): ScenarioReport | undefined => reports.find((r) => r.id === id)

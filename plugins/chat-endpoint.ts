@@ -59,5 +59,5 @@ export default fp(async function chatEndpoint (fastify) {
 }, {
   name: 'chat-endpoint',
   fastify: '5.x',
-  dependencies: ['config', websocketPlugin, sessionPlugin, sessionSocketsPlugin, 'accounts', 'metrics', 'topic-bus', 'presence', publishPlugin, 'history-budget']
+  dependencies: ['config', websocketPlugin, sessionPlugin, sessionSocketsPlugin, 'accounts', 'metrics', 'topic-bus', 'presence', publishPlugin, 'history-reads']
 })

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
-import { openDatabase, type Database } from '../src/db/database.js'
+import type { Database } from '../src/db/database.js'
+import { openDatabase } from '../src/db/open.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import fp from 'fastify-plugin'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { errorCodes, type ErrorCode } from '../src/protocol.js'
-import { StartupError } from '../src/startup.js'
+import { StartupError } from '../src/errors.js'
 import { version } from '../src/version.js'
 
 /** How a publish attempt ended: its ack, or the code of its refusal. */

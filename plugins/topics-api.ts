@@ -85,4 +85,4 @@ export default fp(async function topicsApi (fastify) {
     if (!outcome.ok) throw new HttpError(statusByErrorCode[outcome.code], outcome.code, outcome.message, outcome.retryAfterMs)
     return await reply.code(201).send({ message: outcome.message })
   })
-}, { name: 'topics-api', fastify: '5.x', dependencies: ['config', 'database', 'session', 'publish', 'history-budget', 'metrics'] })
+}, { name: 'topics-api', fastify: '5.x', dependencies: ['config', 'database', 'session', 'publish', 'history-reads', 'metrics'] })

@@ -21,6 +21,17 @@ export async function freePort (): Promise<number> {
   })
 }
 
+/** One statement on a connection of its own, ended after: the administration of a server (create, drop, ask). */
+export async function queryOnce<Row extends pg.QueryResultRow = pg.QueryResultRow> (url: string, text: string, params?: unknown[]): Promise<pg.QueryResult<Row>> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return await client.query<Row>(text, params)
+  } finally {
+    await client.end()
+  }
+}
+
 /** What the tests and the benchmark do with the server. */
 export interface EmbeddedPostgresServer {
   start(): Promise<void>
@@ -276,13 +287,7 @@ class PostgresFromCopy implements Server {
   }
 
   async createDatabase (name: string): Promise<void> {
-    const client = new pg.Client({ connectionString: adminUrl(this.port) })
-    await client.connect()
-    try {
-      await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`)
-    } finally {
-      await client.end()
-    }
+    await queryOnce(adminUrl(this.port), `CREATE DATABASE ${pg.escapeIdentifier(name)}`)
   }
 
   private async run (binary: string, args: string[]): Promise<void> {

@@ -20,7 +20,7 @@ const root = fileURLToPath(new URL('..', import.meta.url))
  */
 const namePattern = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/
 const maxNameChars = 40
-/** Paths the SPEC fixes, whether or not a plugin serves them yet. */
+/** Paths docs/protocol.md fixes (2. HTTP routes, 3. WebSocket /chat), whether or not a plugin serves them yet. */
 const reservedNames = new Set(['api', 'healthz', 'readyz', 'chat'])
 
 const appFile = 'src/app.ts'

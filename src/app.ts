@@ -21,7 +21,7 @@ import staticPage from '../plugins/static.js'
 import websocket from '../plugins/websocket.js'
 import topicBus from '../plugins/topic-bus.js'
 import presence from '../plugins/presence.js'
-import historyBudget from '../plugins/history-budget.js'
+import historyReads from '../plugins/history-reads.js'
 import publish from '../plugins/publish.js'
 import sessionSockets from '../plugins/session-sockets.js'
 import chatEndpoint from '../plugins/chat-endpoint.js'
@@ -158,7 +158,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(websocket)
   await app.register(topicBus)
   await app.register(presence)
-  await app.register(historyBudget)
+  await app.register(historyReads)
   await app.register(publish)
   await app.register(sessionSockets)
   await app.register(chatEndpoint)

@@ -40,7 +40,7 @@ export interface ChatEndpointOptions {
   presence: ChatPresence
   publisher: Pick<Publisher, 'queue' | 'allAnswered'>
   topicCreations: Pick<TopicCreations, 'admit'>
-  /** The history reads a user may make (plugins/history-budget.ts): 0, or the wait in ms. */
+  /** The history reads a user may make (plugins/history-reads.ts): 0, or the wait in ms. */
   historyReads: { take(userId: number): number }
   sessionSockets: Pick<SessionSockets, 'add' | 'delete'>
   /** Counts for the metrics: each publish refused before it is handled, each upgrade refused. */

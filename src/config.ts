@@ -7,7 +7,7 @@ import envSchema from 'env-schema'
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 type LogLevel = typeof logLevels[number]
 
-/** Every variable of the SPEC's configuration table, with its default. */
+/** Every variable of the configuration table (README.md, Configuration), with its default. */
 const EnvSchema = Type.Object({
   NODE_ENV: Type.String({ default: 'development' }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8800 }),
@@ -72,7 +72,7 @@ export interface Config {
   sendBufferLimitBytes: number
   /** History reads (subscribes, history pages) per user per second on one instance, and the burst. */
   historyReadsPerSecond: number
-  historyReadBurst: number
+  historyReadsBurst: number
   /** Seconds after which the users of an instance that stopped without a word have left. */
   presenceTtlSeconds: number
   /** Seconds a `left` waits for the user to come back before the others are told. */
@@ -166,7 +166,7 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
     loginAttemptsPerMinute: parsed.LOGIN_ATTEMPTS,
     registerAttemptsPerHour: parsed.REGISTER_ATTEMPTS,
     historyReadsPerSecond: parsed.HISTORY_READ_RATE,
-    historyReadBurst: parsed.HISTORY_READ_BURST,
+    historyReadsBurst: parsed.HISTORY_READ_BURST,
     presenceTtlSeconds: parsed.PRESENCE_TTL,
     presenceGraceSeconds: parsed.PRESENCE_GRACE,
     topicCreatesPerHour: parsed.TOPIC_CREATE_RATE

@@ -35,3 +35,8 @@ export function isRefusedData (error: unknown): boolean {
   const state = sqlState(error)
   return state !== undefined && (state.startsWith('22') || state.startsWith('23') || state.startsWith('54'))
 }
+
+/** A start-up failure told in one line, such as a port in use. */
+export class StartupError extends Error {
+  override name = 'StartupError'
+}

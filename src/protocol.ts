@@ -253,7 +253,7 @@ export function codePointLength (text: string): number {
  * other string of the frame or body (holdsUnstorable).
  */
 export function checkText (text: string, maxChars: number): { code: ErrorCode, message: string } | undefined {
-  // The code is SPEC's; the words say what is really wrong.
+  // The code is the one docs/protocol.md (4. Errors) gives; the words say what is really wrong.
   if (text.trim() === '') return { code: 'too_long', message: 'text is empty: write something first' }
   if (codePointLength(text) > maxChars) return { code: 'too_long', message: `text is over ${maxChars} characters` }
   return undefined

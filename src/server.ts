@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
-import { configFromEnvironment, shutdownLogging, startOrExplain, StartupError } from './startup.js'
+import { StartupError } from './errors.js'
+import { configFromEnvironment, shutdownLogging, startOrExplain } from './startup.js'
 import { version } from './version.js'
 
 /** SIGTERM / SIGINT: sockets closed, in-flight publishes finished, exit 0 within this. */

@@ -4,6 +4,7 @@ import type closeWithGrace from 'close-with-grace'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { DatabaseUnreachableError } from './db/database.js'
 import { MigrationsAheadError } from './db/migrations.js'
+import { StartupError } from './errors.js'
 
 /**
  * What the commands (the server, db:migrate) share at start: the configuration from the
@@ -15,11 +16,6 @@ import { MigrationsAheadError } from './db/migrations.js'
 export function configFromEnvironment (): Config {
   if (existsSync('.env')) process.loadEnvFile('.env')
   return loadConfig(process.env)
-}
-
-/** A start-up failure told in one line, such as a port in use. */
-export class StartupError extends Error {
-  override name = 'StartupError'
 }
 
 const explained = [ConfigError, DatabaseUnreachableError, MigrationsAheadError, StartupError]

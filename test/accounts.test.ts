@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { buildTestApp, register, sessionCookie, uniqueName } from './helpers/app.js'
+import { buildTestApp, register, uniqueName } from './helpers/app.js'
+import { sessionCookie } from './helpers/http.js'
 import { forEachEngine, startPostgres } from './helpers/postgres.js'
 
 forEachEngine(t, async (t, env) => {

@@ -1,13 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import type { FastifyInstance } from 'fastify'
-import { buildTestApp, register, sessionCookie } from './helpers/app.js'
+import { buildTestApp, register } from './helpers/app.js'
+import { listen, sessionCookie } from './helpers/http.js'
 import { connect, connectTcp, ticketFor, type ChatClient } from './helpers/chat.js'
 import { CloseCode } from '../src/protocol.js'
-
-async function listen (app: FastifyInstance): Promise<string> {
-  return await app.listen({ port: 0, host: '127.0.0.1' })
-}
 
 t.test('every bad frame gets its error code and the connection keeps working', async (t) => {
   const app = await buildTestApp(t, { MAX_MESSAGE_CHARS: '10' })

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { DatabaseUnreachableError, openDatabase } from '../src/db/database.js'
+import { DatabaseUnreachableError } from '../src/db/database.js'
+import { openDatabase } from '../src/db/open.js'
 import { buildTestApp, schemaTables, tempDir } from './helpers/app.js'
 import { forEachEngine } from './helpers/postgres.js'
 

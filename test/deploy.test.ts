@@ -1,12 +1,12 @@
 import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { accessSync, chmodSync, constants, cpSync, existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { accessSync, chmodSync, constants, cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import type { IncomingHttpHeaders } from 'node:http'
 import { createServer as createHttpServer, request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
-import { connect as netConnect, createServer, type AddressInfo } from 'node:net'
-import { dirname, join, posix } from 'node:path'
+import { connect as netConnect, type AddressInfo } from 'node:net'
+import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -16,7 +16,10 @@ import { WebSocket, WebSocketServer } from 'ws'
 import type { MessageFrame, ServerFrame } from '../src/protocol.js'
 import { tempDir } from './helpers/app.js'
 import { ChatClient } from './helpers/chat.js'
+import { instructionArgs, parseDockerfile, replayCopy, runCommands } from './helpers/dockerfile.js'
+import { sessionCookie, sessionCookieIsSecure } from './helpers/http.js'
 import { startPostgres } from './helpers/postgres.js'
+import { freePort } from '../scripts/embedded-postgres.js'
 
 /**
  * The deploy kit, run as far as this machine can: nginx with the committed config in front
@@ -56,14 +59,6 @@ function renderTemplate (text: string, values: Record<string, string>): string {
 
 const templateVariables = (text: string): string[] =>
   [...new Set([...text.matchAll(placeholder)].map((match) => match[1] ?? match[2] ?? ''))].sort()
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => { server.close(resolve) })
-  return port
-}
 
 const pause = async (ms: number): Promise<void> => { await new Promise((resolve) => { setTimeout(resolve, ms) }) }
 
@@ -249,13 +244,6 @@ async function call (url: string, options: { method?: string, cookie?: string, j
     req.on('error', reject)
     req.end(body)
   })
-}
-
-/** The session cookie a reply set, as `name=value`, and whether it was marked Secure. */
-function sessionCookie (reply: Reply): { cookie: string, secure: boolean } {
-  const set = reply.headers['set-cookie']?.find((cookie) => cookie.startsWith('__Host-canopy.sid='))
-  if (set === undefined) throw new Error(`no session cookie in a ${reply.status} reply: ${reply.body}`)
-  return { cookie: set.split(';')[0] ?? '', secure: /;\s*Secure/i.test(set) }
 }
 
 function openSocket (balancer: Balancer, query: string, headers: Record<string, string>): WebSocket {
@@ -491,12 +479,12 @@ t.test('two instances behind the committed nginx config chat over TLS, and one s
   for (const username of ['alice', 'bob']) {
     const registered = await call(`${site}/api/register`, { method: 'POST', json: { username, password: 'correct horse' }, ca: balancer.ca })
     t.equal(registered.status, 201, `${username} registers through the balancer`, { body: registered.body })
-    t.ok(sessionCookie(registered).secure, 'with a Secure session cookie')
+    t.ok(sessionCookieIsSecure(registered, { production: true }), 'with a Secure session cookie')
     // A forged X-Forwarded-For is replaced by the balancer with the client's own address.
     const loggedIn = await call(`${site}/api/login`, { method: 'POST', json: { username, password: 'correct horse' }, headers: { 'x-forwarded-for': '203.0.113.9' }, ca: balancer.ca })
     t.equal(loggedIn.status, 200, `${username} logs in through the balancer`, { body: loggedIn.body })
-    const { cookie, secure } = sessionCookie(loggedIn)
-    t.ok(secure, 'with a Secure session cookie')
+    const cookie = sessionCookie(loggedIn, { production: true })
+    t.ok(sessionCookieIsSecure(loggedIn, { production: true }), 'with a Secure session cookie')
     const me = await call(`${site}/api/me`, { cookie, ca: balancer.ca })
     t.equal(me.status, 200, 'and has a ticket for /chat')
     sessions.push({ cookie, ticket: (JSON.parse(me.body) as { wsTicket: string }).wsTicket })
@@ -682,50 +670,9 @@ t.test('the committed nginx config, in front of stand-in instances: retries, err
   })
 })
 
-/** One stage of the Dockerfile: its instructions, continuation lines joined. */
-interface Stage { name: string | undefined, instructions: Array<{ keyword: string, args: string }> }
-
-function parseDockerfile (text: string): Stage[] {
-  const stages: Stage[] = []
-  const lines = text.replace(/\\\n/g, ' ').split('\n').map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'))
-  for (const line of lines) {
-    const keyword = (/^\S+/.exec(line)?.[0] ?? '').toUpperCase()
-    const args = line.replace(/^\S+\s*/, '')
-    if (keyword === 'FROM') stages.push({ name: /\sAS\s+(\S+)$/i.exec(args)?.[1], instructions: [] })
-    else stages.at(-1)?.instructions.push({ keyword, args })
-  }
-  return stages
-}
-
-/**
- * A COPY of the Dockerfile, on directories standing for the image's: sources from the build
- * context, or from another stage with --from; a directory's contents go into the destination.
- */
-function replayCopy (args: string, workdir: string, into: string, context: string, stages: Map<string, string>): void {
-  const words = args.split(/\s+/)
-  const from = words.find((word) => word.startsWith('--from='))?.slice('--from='.length)
-  const paths = words.filter((word) => !word.startsWith('--'))
-  const destination = paths.pop() ?? ''
-  const local = (path: string): string => posix.isAbsolute(path) ? posix.relative(workdir, path) : path
-  const sourceRoot = from === undefined ? context : stages.get(from)
-  if (sourceRoot === undefined) throw new Error(`COPY --from=${from}: no such stage`)
-  for (const path of paths) {
-    const source = join(sourceRoot, from === undefined ? path : local(path))
-    const intoDirectory = destination.endsWith('/') || paths.length > 1
-    const isFile = !statSync(source).isDirectory()
-    const target = join(into, local(destination), isFile && intoDirectory ? posix.basename(path) : '')
-    mkdirSync(isFile ? dirname(target) : target, { recursive: true })
-    cpSync(source, target, { recursive: true })
-  }
-}
-
 /** Past this, an install that needs the registry is given up and the test skipped. */
 const npmInstallTimeoutMs = 60_000
 const networkErrors = /\b(ENOTCACHED|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ENETUNREACH)\b/
-
-/** A RUN step's commands, without its --mount and other flags. */
-const runCommands = (args: string): string[] =>
-  args.replace(/^(--\S+\s+)+/, '').split('&&').map((command) => command.trim())
 
 t.test('the Dockerfile\'s steps, outside a container: a production install without dev dependencies migrates, starts and is healthy', async (t) => {
   const files = spawnSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: root, encoding: 'utf8' })
@@ -737,13 +684,12 @@ t.test('the Dockerfile\'s steps, outside a container: a production install witho
   t.same(stages.map((stage) => stage.name), ['build', undefined], 'a build stage, then the image')
   const [buildStage, imageStage] = stages
   if (buildStage === undefined || imageStage === undefined) return
-  const instruction = (stage: Stage, keyword: string): string[] => stage.instructions.filter((step) => step.keyword === keyword).map((step) => step.args)
-  t.same(instruction(imageStage, 'CMD'), ['["node", "dist/src/server.js"]'], 'runs the built server')
-  t.same(instruction(imageStage, 'EXPOSE'), ['8800'], 'on port 8800')
-  t.match(instruction(imageStage, 'USER'), [/^(?!root$|0$)\S+$/], 'runs as a user other than root')
-  const healthcheck = /CMD\s+(\[.*\])$/.exec(instruction(imageStage, 'HEALTHCHECK')[0] ?? '')?.[1]
+  t.same(instructionArgs(imageStage, 'CMD'), ['["node", "dist/src/server.js"]'], 'runs the built server')
+  t.same(instructionArgs(imageStage, 'EXPOSE'), ['8800'], 'on port 8800')
+  t.match(instructionArgs(imageStage, 'USER'), [/^(?!root$|0$)\S+$/], 'runs as a user other than root')
+  const healthcheck = /CMD\s+(\[.*\])$/.exec(instructionArgs(imageStage, 'HEALTHCHECK')[0] ?? '')?.[1]
   t.ok(healthcheck, 'a HEALTHCHECK')
-  const imageEnv = Object.fromEntries(instruction(imageStage, 'ENV').flatMap((args) => args.split(/\s+/).map((pair) => pair.split('=') as [string, string])))
+  const imageEnv = Object.fromEntries(instructionArgs(imageStage, 'ENV').flatMap((args) => args.split(/\s+/).map((pair) => pair.split('=') as [string, string])))
   t.match(imageEnv, { NODE_ENV: 'production', HOST: '0.0.0.0', PORT: '8800' }, 'in production, on every interface')
 
   // The build context, as `docker build .` sends it: the repository's files, not its local state.

@@ -1,9 +1,8 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { chmodSync, cpSync, readFileSync, readlinkSync } from 'node:fs'
 import { join } from 'node:path'
-import pg from 'pg'
 import t from 'tap'
-import { packageNativeDir, startEmbeddedPostgres } from '../scripts/embedded-postgres.js'
+import { packageNativeDir, queryOnce, startEmbeddedPostgres } from '../scripts/embedded-postgres.js'
 import { tempDir, type TestContext } from './helpers/app.js'
 
 // Only root hands Postgres to another OS user, who may not reach what root can.
@@ -14,16 +13,6 @@ function closedBinaries (t: TestContext): string {
   const nativeDir = join(tempDir(t, 'canopy-closed-'), 'native')
   cpSync(packageNativeDir(), nativeDir, { recursive: true, verbatimSymlinks: true })
   return nativeDir
-}
-
-async function query<Row extends pg.QueryResultRow> (url: string, text: string): Promise<Row[]> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return (await client.query<Row>(text)).rows
-  } finally {
-    await client.end()
-  }
 }
 
 t.test('as root, binaries the OS user postgres cannot reach are run from a copy it can reach', { skip }, async (t) => {
@@ -43,10 +32,10 @@ t.test('as root, binaries the OS user postgres cannot reach are run from a copy 
 
   await server.createDatabase('canopy_copied')
   const databaseUrl = adminUrl.replace(/\/postgres$/, '/canopy_copied')
-  t.same(await query(databaseUrl, 'SELECT 1 AS one'), [{ one: 1 }], 'a database of its own')
+  t.same((await queryOnce(databaseUrl, 'SELECT 1 AS one')).rows, [{ one: 1 }], 'a database of its own')
   await server.stop()
   await server.start()
-  t.same(await query(databaseUrl, "SELECT current_setting('server_encoding') AS encoding"), [{ encoding: 'UTF8' }], 'it starts again after a stop')
+  t.same((await queryOnce(databaseUrl, "SELECT current_setting('server_encoding') AS encoding")).rows, [{ encoding: 'UTF8' }], 'it starts again after a stop')
 })
 
 t.test('as root, with no copy reachable either, the start fails with one line saying what to do', { skip }, async (t) => {

@@ -1,74 +1,18 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { createInterface } from 'node:readline'
 import t from 'tap'
-import { buildTestApp, register, tempDir, uniqueName, type TestContext } from './helpers/app.js'
+import { buildTestApp, register, uniqueName } from './helpers/app.js'
 import { connectTcp, type ChatClient } from './helpers/chat.js'
+import { sessionCookie } from './helpers/http.js'
 import { startPostgres } from './helpers/postgres.js'
+import { ServerProcess } from './helpers/server-process.js'
 import { redactUrl } from '../src/app.js'
 import { CloseCode } from '../src/protocol.js'
-
-interface LogLine {
-  msg?: string
-  level?: number
-  reqId?: string
-  req?: { url?: string }
-  user?: string
-  topic?: string
-  code?: number
-  reason?: string
-  topics?: string[]
-  retryAfterMs?: number
-  unlogged?: number
-  raw: string
-}
-
-/**
- * The log of a real server, line by line as it writes them to stdout: tests wait for a line
- * to appear, never for time to pass.
- */
-class ServerLog {
-  readonly lines: LogLine[] = []
-  private readonly waiters: Array<() => void> = []
-
-  constructor (input: NodeJS.ReadableStream) {
-    createInterface({ input }).on('line', (raw) => {
-      this.lines.push({ ...JSON.parse(raw) as Omit<LogLine, 'raw'>, raw })
-      for (const wake of this.waiters.splice(0)) wake()
-    })
-  }
-
-  /** The index of the first line from `from` on that matches. */
-  async waitFor (matches: (line: LogLine) => boolean, from = 0): Promise<number> {
-    for (;;) {
-      const index = this.lines.findIndex((line, i) => i >= from && matches(line))
-      if (index !== -1) return index
-      await new Promise<void>((resolve) => { this.waiters.push(resolve) })
-    }
-  }
-}
-
-/** The server entry point as `npm start` runs it, logging at info, with its log captured. */
-async function startServer (t: TestContext, env: Record<string, string>): Promise<{ baseUrl: string, log: ServerLog }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', PORT: '0', KEEPALIVE_INTERVAL: '0', DATA_DIR: tempDir(t), ...env },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  const exited = once(child, 'exit')
-  t.teardown(async () => {
-    child.kill('SIGTERM')
-    await exited
-  })
-  const log = new ServerLog(child.stdout)
-  const listening = log.lines[await log.waitFor((line) => /Server listening at http:\/\/127\.0\.0\.1:\d+/.test(line.msg ?? ''))]
-  const baseUrl = /http:\/\/127\.0\.0\.1:\d+/.exec(listening?.msg ?? '')?.[0] ?? ''
-  return { baseUrl, log }
-}
 
 t.test('logs hold no secret (url, failed query), health probes are not logged, a protocol fault is one line', async (t) => {
   // A real Postgres, so that the test can make a query fail from outside the server.
   const postgres = await startPostgres(t)
-  const { baseUrl, log } = await startServer(t, { DATABASE_URL: postgres.url })
+  // The server entry point as `npm start` runs it, logging at info, with its log captured.
+  const log = new ServerProcess(t, { DATABASE_URL: postgres.url })
+  const baseUrl = await log.listening()
   let markers = 0
   /**
    * Sends a request that is logged and returns the index of its first line and its reqId:
@@ -78,7 +22,7 @@ t.test('logs hold no secret (url, failed query), health probes are not logged, a
     const path = `/api/log-marker-${++markers}`
     const from = log.lines.length
     t.equal((await fetch(`${baseUrl}${path}`)).status, 404)
-    const index = await log.waitFor((line) => line.req?.url === path, from)
+    const index = await log.waitForIndex((line) => line.req?.url === path, from)
     return { index, reqId: log.lines[index]?.reqId }
   }
 
@@ -88,7 +32,7 @@ t.test('logs hold no secret (url, failed query), health probes are not logged, a
   t.equal((await fetch(`${baseUrl}/api/register`, credentials)).status, 201)
   const login = await fetch(`${baseUrl}/api/login`, credentials)
   t.equal(login.status, 200)
-  const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0] ?? ''
+  const cookie = sessionCookie(login)
   const cookieValue = decodeURIComponent(cookie.split('=')[1] ?? '')
   t.not(cookieValue, '', 'login set a session cookie')
   const me = await fetch(`${baseUrl}/api/me`, { headers: { cookie } })
@@ -146,7 +90,7 @@ t.test('logs hold no secret (url, failed query), health probes are not logged, a
     await client.nextOf('subscribed')
     client.socket.close(1000, 'done')
     await client.closed
-    const closedAt = await log.waitFor((line) => line.msg === 'socket closed', start.index)
+    const closedAt = await log.waitForIndex((line) => line.msg === 'socket closed', start.index)
     const opened = log.lines.slice(start.index, closedAt).filter((line) => line.msg === 'socket opened')
     t.match(opened, [{ level: 30, user: username, topic: 'logs', reqId: String }], 'opened: who, and the topic of the url')
     t.match(log.lines[closedAt], { level: 30, user: username, code: 1000, reason: 'done', topics: ['logs', 'logs-too'] }, 'closed: who, how, and what it was subscribed to')

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { openDatabase, type Database } from '../src/db/database.js'
+import type { Database } from '../src/db/database.js'
+import { openDatabase } from '../src/db/open.js'
 import { enter, exit, expireIn, heartbeat, presentIn, sweep } from '../src/presence-store.js'
 import { tempDir, type TestContext } from './helpers/app.js'
 import { forEachEngine } from './helpers/postgres.js'

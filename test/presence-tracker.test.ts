@@ -130,21 +130,35 @@ function instance (store: MemoryStore, instanceId: string, graceSeconds = 5): { 
 const alice = { id: 1, name: 'alice' }
 const tab = (): Subscriber => ({ send: () => {} }) as unknown as Subscriber
 
-t.test('the first connection enters and says joined (not to itself); more connections write nothing', async (t) => {
+/** A fresh store and one instance `a` on it that has beaten once, with alice in `room` on one connection. */
+async function aliceInRoom (graceSeconds?: number): Promise<{ store: MemoryStore, a: ReturnType<typeof instance> }> {
   const store = new MemoryStore()
-  const a = instance(store, 'a')
+  const a = instance(store, 'a', graceSeconds)
   await a.tracker.beat()
   await a.tracker.join('room', alice, tab())
+  return { store, a }
+}
+
+/** As aliceInRoom, with a second instance `b` on the same store, beaten once before alice joins on `a`. */
+async function aliceInRoomBesideB (): Promise<{ store: MemoryStore, a: ReturnType<typeof instance>, b: ReturnType<typeof instance> }> {
+  const store = new MemoryStore()
+  const a = instance(store, 'a')
+  const b = instance(store, 'b')
+  await a.tracker.beat()
+  await b.tracker.beat()
+  await a.tracker.join('room', alice, tab())
+  return { store, a, b }
+}
+
+t.test('the first connection enters and says joined (not to itself); more connections write nothing', async (t) => {
+  const { store, a } = await aliceInRoom()
   await a.tracker.join('room', alice, tab())
   t.same(a.said, ['joined room alice except arriving'])
   t.same(store.writes, ['enter a room alice'])
 })
 
 t.test('the last connection leaving waits for the grace: back within it, nothing is written or said', async (t) => {
-  const store = new MemoryStore()
-  const a = instance(store, 'a')
-  await a.tracker.beat()
-  await a.tracker.join('room', alice, tab())
+  const { store, a } = await aliceInRoom()
   for (let i = 0; i < 200; i++) {
     a.tracker.leave('room', alice)
     await a.tracker.join('room', alice, tab())
@@ -164,10 +178,7 @@ t.test('the last connection leaving waits for the grace: back within it, nothing
 })
 
 t.test('without a grace, the last connection leaving exits at once', async (t) => {
-  const store = new MemoryStore()
-  const a = instance(store, 'a', 0)
-  await a.tracker.beat()
-  await a.tracker.join('room', alice, tab())
+  const { a } = await aliceInRoom(0)
   a.tracker.leave('room', alice)
   await a.settled()
   t.equal(a.timers.pending(), 0)
@@ -175,12 +186,7 @@ t.test('without a grace, the last connection leaving exits at once', async (t) =
 })
 
 t.test('a reload that lands on another instance within the grace: no left, no joined', async (t) => {
-  const store = new MemoryStore()
-  const a = instance(store, 'a')
-  const b = instance(store, 'b')
-  await a.tracker.beat()
-  await b.tracker.beat()
-  await a.tracker.join('room', alice, tab())
+  const { store, a, b } = await aliceInRoomBesideB()
   a.tracker.leave('room', alice)
   await b.tracker.join('room', alice, tab())
   a.timers.fire()
@@ -194,10 +200,7 @@ t.test('a reload that lands on another instance within the grace: no left, no jo
 })
 
 t.test('back after the grace fired, before its exit began: nothing', async (t) => {
-  const store = new MemoryStore()
-  const a = instance(store, 'a')
-  await a.tracker.beat()
-  await a.tracker.join('room', alice, tab())
+  const { store, a } = await aliceInRoom()
   a.tracker.leave('room', alice)
   a.timers.fire()
   await a.tracker.join('room', alice, tab())
@@ -206,10 +209,7 @@ t.test('back after the grace fired, before its exit began: nothing', async (t) =
 })
 
 t.test('back while the exit after the grace is in flight: left, then joined, and counted at the end', async (t) => {
-  const store = new MemoryStore()
-  const a = instance(store, 'a')
-  await a.tracker.beat()
-  await a.tracker.join('room', alice, tab())
+  const { store, a } = await aliceInRoom()
   a.tracker.leave('room', alice)
   let open = (): void => {}
   store.exitGate = new Promise((resolve) => { open = resolve })
@@ -240,12 +240,7 @@ t.test('a database that could not be told: join still resolves, and the next bea
 })
 
 t.test('taken for dead: the next beat enters again whoever is here, a grace running included', async (t) => {
-  const store = new MemoryStore()
-  const a = instance(store, 'a')
-  const b = instance(store, 'b')
-  await a.tracker.beat()
-  await b.tracker.beat()
-  await a.tracker.join('room', alice, tab())
+  const { store, a, b } = await aliceInRoomBesideB()
   await a.tracker.join('lobby', alice, tab())
   a.tracker.leave('lobby', alice)
   // b sweeps a away as if its heartbeat had run out.
@@ -262,10 +257,7 @@ t.test('taken for dead: the next beat enters again whoever is here, a grace runn
 })
 
 t.test('shutdown with a grace: the graces running stop and the instance expires after the grace; nothing exits at once', async (t) => {
-  const store = new MemoryStore()
-  const a = instance(store, 'a', 2)
-  await a.tracker.beat()
-  await a.tracker.join('room', alice, tab())
+  const { store, a } = await aliceInRoom(2)
   await a.tracker.join('lobby', alice, tab())
   a.tracker.leave('lobby', alice)
   await a.tracker.close()
@@ -278,10 +270,7 @@ t.test('shutdown with a grace: the graces running stop and the instance expires 
 })
 
 t.test('shutdown without a grace: the instance and its users leave at once', async (t) => {
-  const store = new MemoryStore()
-  const a = instance(store, 'a', 0)
-  await a.tracker.beat()
-  await a.tracker.join('room', alice, tab())
+  const { store, a } = await aliceInRoom(0)
   await a.tracker.close()
   t.same(a.said, ['joined room alice except arriving', 'left room alice'])
   t.same(store.present('room'), [])

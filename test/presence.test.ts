@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import t from 'tap'
 import { connectTcp, ticketFor, type ChatClient } from './helpers/chat.js'
+import { sessionCookie } from './helpers/http.js'
 import { startInstances } from './helpers/instances.js'
 import { buildTestApp, register, tempDir } from './helpers/app.js'
 import type { ServerFrame } from '../src/protocol.js'
@@ -86,7 +87,7 @@ t.test('an instance killed with SIGKILL: its users are left everywhere within PR
   await alsoOnC.nextOf('subscribed')
   // A user only on the doomed instance.
   const response = await fetch(`${urlC}/api/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: `doomed${process.pid}`, password: 'correct horse' }) })
-  const cookie = (response.headers.get('set-cookie') ?? '').split(';')[0] ?? ''
+  const cookie = sessionCookie(response)
   const { wsTicket } = await (await fetch(`${urlC}/api/me`, { headers: { cookie } })).json() as { wsTicket: string }
   const doomed = await connectTcp(urlC, cookie, wsTicket, { topic: 'room' })
   await doomed.nextOf('subscribed')

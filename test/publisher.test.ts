@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { FastifyBaseLogger } from 'fastify'
-import { openDatabase } from '../src/db/database.js'
+import { openDatabase } from '../src/db/open.js'
 import type { ErrorCode, MessageFrame } from '../src/protocol.js'
 import { Publisher, type PublisherOptions } from '../src/publisher.js'
 import { tempDir } from './helpers/app.js'

@@ -1,73 +1,46 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { drizzle } from 'drizzle-orm/node-postgres'
 import { migrate as migrateWithDrizzle } from 'drizzle-orm/node-postgres/migrator'
 import { schemaTables, tempDir } from './helpers/app.js'
-import { startPostgres } from './helpers/postgres.js'
-import { migrationsFolder } from '../src/db/database.js'
 import { connectTcp } from './helpers/chat.js'
-
-/** The server entry point as `npm start` runs it, from source through tsx. */
-function startServer (env: Record<string, string>, script = 'src/server.ts') {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
-    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let stderr = ''
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
-  const lines = createInterface({ input: child.stdout })
-  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
-  return { child, lines, exited, stderr: () => stderr }
-}
+import { startPostgres } from './helpers/postgres.js'
+import { registerOver, ServerProcess } from './helpers/server-process.js'
+import { migrationsFolder } from '../src/db/database.js'
 
 t.test('bad configuration stops start-up with one line naming the variable', async (t) => {
-  const server = startServer({ DATA_DIR: tempDir(t), HISTORY_LIMIT: 'lots' })
-  const [code] = await server.exited
+  const server = new ServerProcess(t, { HISTORY_LIMIT: 'lots' })
+  const { code } = await server.exited
   t.equal(code, 1)
-  t.equal(server.stderr(), 'canopy: Invalid configuration: HISTORY_LIMIT must be integer\n')
+  t.equal(server.stderr, 'canopy: Invalid configuration: HISTORY_LIMIT must be integer\n')
 })
 
 t.test('an unreachable database stops start-up with one clear line', async (t) => {
-  const server = startServer({ DATA_DIR: tempDir(t), DATABASE_URL: 'postgres://u:p@127.0.0.1:1/canopy' })
-  const [code] = await server.exited
+  const server = new ServerProcess(t, { DATABASE_URL: 'postgres://u:p@127.0.0.1:1/canopy' })
+  const { code } = await server.exited
   t.equal(code, 1)
-  t.match(server.stderr(), /^canopy: Cannot reach the database at 127\.0\.0\.1:1\/canopy: [^\n]+\n$/)
+  t.match(server.stderr, /^canopy: Cannot reach the database at 127\.0\.0\.1:1\/canopy: [^\n]+\n$/)
 })
 
-/** The address the server says it listens at, from its log. */
-async function listeningAt (server: ReturnType<typeof startServer>): Promise<string> {
-  for await (const line of server.lines) {
-    const entry = JSON.parse(line) as { msg?: string }
-    const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(entry.msg ?? '')
-    if (match?.[1] !== undefined) return match[1]
-  }
-  throw new Error(`the server ended without listening: ${server.stderr()}`)
-}
-
 t.test('the server starts, serves, and exits 0 on SIGTERM', async (t) => {
-  const server = startServer({ DATA_DIR: tempDir(t) })
-  const url = await listeningAt(server)
+  const server = new ServerProcess(t, {})
+  const url = await server.listening()
   t.match(url, /^http:\/\/127\.0\.0\.1:\d+$/)
   const response = await fetch(`${url}/healthz`)
   t.equal(response.status, 200)
   server.child.kill('SIGTERM')
-  const [code, signal] = await server.exited
+  const { code, signal } = await server.exited
   t.equal(code, 0)
   t.equal(signal, null)
 })
 
 t.test('SIGTERM with a stalled database: publishes answered, 1001 to every socket, exit 0', async (t) => {
   const postgres = await startPostgres(t)
-  const server = startServer({ DATA_DIR: tempDir(t), DATABASE_URL: postgres.url, SESSION_SECRET: 'a'.repeat(40) })
-  const url = await listeningAt(server)
-  const registered = await fetch(`${url}/api/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'stalled', password: 'correct horse' }) })
-  const cookie = (registered.headers.get('set-cookie') ?? '').split(';')[0] ?? ''
-  const { wsTicket } = await (await fetch(`${url}/api/me`, { headers: { cookie } })).json() as { wsTicket: string }
+  const server = new ServerProcess(t, { DATABASE_URL: postgres.url, SESSION_SECRET: 'a'.repeat(40) })
+  const url = await server.listening()
+  const { cookie, wsTicket } = await registerOver(url, 'stalled')
   const clients = await Promise.all([connectTcp(url, cookie, wsTicket, { topic: 'lobby' }), connectTcp(url, cookie, wsTicket, { topic: 'lobby' })])
   for (const client of clients) await client.nextOf('subscribed')
 
@@ -81,8 +54,8 @@ t.test('SIGTERM with a stalled database: publishes answered, 1001 to every socke
     await new Promise((resolve) => { setTimeout(resolve, 20) })
   }
   server.child.kill('SIGTERM')
-  const [code] = await server.exited
-  t.equal(code, 0, `exit 0: ${server.stderr()}`)
+  const { code } = await server.exited
+  t.equal(code, 0, `exit 0: ${server.stderr}`)
   for (const client of clients) t.equal((await client.closed).code, 1001, 'every socket closed with 1001')
   const answers = publisher?.queued.filter((frame) => frame.type === 'error' || frame.type === 'ack') ?? []
   t.same(answers.map((frame) => frame.type === 'error' ? frame.code : frame.type), ['unavailable', 'unavailable', 'unavailable'], 'every publish answered before the close')
@@ -91,39 +64,37 @@ t.test('SIGTERM with a stalled database: publishes answered, 1001 to every socke
 })
 
 /** Runs db:migrate to its end: its exit code, what it printed and what it said on stderr. */
-async function migrate (env: Record<string, string>): Promise<{ code: number | null, out: string, err: string }> {
-  const run = startServer(env, 'src/cli/migrate.ts')
-  let out = ''
-  run.child.stdout.setEncoding('utf8').on('data', (chunk: string) => { out += chunk })
-  const [code] = await run.exited
-  return { code, out, err: run.stderr() }
+async function migrate (t: Test, env: Record<string, string>): Promise<{ code: number | null, out: string, err: string }> {
+  const run = new ServerProcess(t, env, { script: 'src/cli/migrate.ts' })
+  const { code } = await run.exited
+  return { code, out: run.stdout, err: run.stderr }
 }
 
 const migrationTags = (JSON.parse(readFileSync(join(migrationsFolder, 'meta', '_journal.json'), 'utf8')) as { entries: Array<{ tag: string }> }).entries.map((entry) => entry.tag)
 
 t.test('db:migrate says which migrations it applied to the embedded database, then that none are pending', async (t) => {
   const env = { DATA_DIR: tempDir(t) }
-  const first = await migrate(env)
+  const first = await migrate(t, env)
   t.equal(first.code, 0, first.err)
   t.equal(first.out, `canopy: applied ${migrationTags.length} migration(s) to the embedded database in ${env.DATA_DIR}: ${migrationTags.join(', ')}\n`)
-  const second = await migrate(env)
+  const second = await migrate(t, env)
   t.equal(second.out, `canopy: no migrations pending for the embedded database in ${env.DATA_DIR}\n`)
 })
 
 t.test('db:migrate on DATABASE_URL: applied once, then none pending; a database ahead of the code is refused in one line', async (t) => {
   const postgres = await startPostgres(t)
   const env = { DATA_DIR: tempDir(t), DATABASE_URL: postgres.url }
-  const first = await migrate(env)
+  const first = await migrate(t, env)
   t.equal(first.code, 0, first.err)
   t.match(first.out, new RegExp(`^canopy: applied ${migrationTags.length} migration\\(s\\) to 127\\.0\\.0\\.1:\\d+/canopy_test_\\w+: ${migrationTags.join(', ')}\n$`))
-  const second = await migrate(env)
+  const second = await migrate(t, env)
   t.match(second.out, /^canopy: no migrations pending for 127\.0\.0\.1:\d+\/canopy_test_\w+\n$/)
   const tables = await postgres.admin("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name")
   t.same(tables.rows.map((row: { table_name: string }) => row.table_name), schemaTables, 'every table of the schema')
 
   // A migration of newer code, already applied by it.
   await postgres.admin("INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ('from-newer-code', 4102444800000)")
-  const ahead = await migrate(env)
+  const ahead = await migrate(t, env)
   t.equal(ahead.code, 1)
   t.equal(ahead.out, '')
   t.match(ahead.err, /^canopy: The database has 1 migration\(s\) this code does not know \(the newest applied 2100-01-01T00:00:00.000Z\): [^\n]+\n$/)
@@ -145,7 +116,7 @@ t.test('db:migrate on a database of an older release keeps every user, session a
     INSERT INTO topics (name, last_id) VALUES ('kept', 2);
     INSERT INTO messages (topic, id, author_id, author, text) SELECT 'kept', g, u.id, 'keeper', 'message ' || g FROM users u, generate_series(1, 2) g;`)
 
-  const run = await migrate({ DATA_DIR: tempDir(t), DATABASE_URL: postgres.url })
+  const run = await migrate(t, { DATA_DIR: tempDir(t), DATABASE_URL: postgres.url })
   t.equal(run.code, 0, run.err)
   const newer = journal.entries.filter((entry) => entry.tag >= '0003').map((entry) => entry.tag)
   t.match(run.out, new RegExp(`^canopy: applied ${newer.length} migration\\(s\\) to [^ ]+: ${newer.join(', ')}\n$`), 'only the newer migrations')
@@ -161,8 +132,8 @@ t.test('a port in use stops start-up with one clear line', async (t) => {
   await new Promise<void>((resolve) => { holder.listen(0, '127.0.0.1', resolve) })
   t.teardown(() => { holder.close() })
   const port = (holder.address() as AddressInfo).port
-  const server = startServer({ DATA_DIR: tempDir(t), PORT: String(port) })
-  const [code] = await server.exited
+  const server = new ServerProcess(t, { PORT: String(port) })
+  const { code } = await server.exited
   t.equal(code, 1)
-  t.equal(server.stderr(), `canopy: Port ${port} on 127.0.0.1 is in use: stop what holds it, or set PORT\n`)
+  t.equal(server.stderr, `canopy: Port ${port} on 127.0.0.1 is in use: stop what holds it, or set PORT\n`)
 })

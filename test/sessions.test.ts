@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { buildTestApp, register, sessionCookie } from './helpers/app.js'
+import { buildTestApp, register } from './helpers/app.js'
+import { sessionCookie } from './helpers/http.js'
 import { connect, type ChatClient } from './helpers/chat.js'
 import { startInstances } from './helpers/instances.js'
 import { CloseCode } from '../src/protocol.js'

@@ -2,6 +2,7 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp, register } from './helpers/app.js'
 import { connect } from './helpers/chat.js'
+import { sessionCookie } from './helpers/http.js'
 import { startInstances } from './helpers/instances.js'
 import type { Queryable } from '../src/db/database.js'
 import { TopicCreations } from '../src/topic-creations.js'
@@ -99,7 +100,7 @@ t.test('TOPIC_CREATE_RATE holds across instances', async (t) => {
   const { instances: [a, b] } = await startInstances(t, 2, { TOPIC_CREATE_RATE: '2' })
   // The user of instance a logs in on instance b too.
   const login = await b.app.inject({ method: 'POST', url: '/api/login', payload: { username: a.user.username, password: 'correct horse' } })
-  const onB = login.headers['set-cookie']?.toString().split(';')[0] ?? ''
+  const onB = sessionCookie(login)
   t.equal((await post(a.app, a.user.cookie, 'first')).statusCode, 201)
   t.equal((await post(b.app, onB, 'second')).statusCode, 201)
   const third = await post(a.app, a.user.cookie, 'third')

@@ -4,6 +4,7 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp, register } from './helpers/app.js'
 import { connect } from './helpers/chat.js'
+import { sessionCookie } from './helpers/http.js'
 import { startInstances } from './helpers/instances.js'
 import { migrationsFolder, type Queryable } from '../src/db/database.js'
 import { listTopics } from '../src/topic-directory.js'
@@ -79,7 +80,7 @@ t.test('read positions follow the user to another device on another instance', a
   await publish(a.app, a.user.cookie, 'shared', 4)
   // The user of instance b logs in again on instance a: a second device.
   const login = await a.app.inject({ method: 'POST', url: '/api/login', payload: { username: b.user.username, password: 'correct horse' } })
-  const otherDevice = login.headers['set-cookie']?.toString().split(';')[0] ?? ''
+  const otherDevice = sessionCookie(login)
   t.equal((await topics(b.app, b.user.cookie)).find((topic) => topic.name === 'shared')?.unread, 4)
   t.equal(await read(a.app, otherDevice, 'shared', 3), 204)
   t.equal((await topics(b.app, b.user.cookie)).find((topic) => topic.name === 'shared')?.unread, 1, 'read on one device and instance, seen on the other')

@@ -1,4 +1,5 @@
-import { describeUrl, openDatabase } from '../db/database.js'
+import { describeUrl } from '../db/database.js'
+import { openDatabase } from '../db/open.js'
 import { configFromEnvironment, startOrExplain } from '../startup.js'
 
 // The operator's step before rolling out instances on a shared Postgres: apply pending

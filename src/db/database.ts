@@ -5,7 +5,8 @@ import type * as schema from './schema.js'
 
 /**
  * The one small interface over the two engines: nothing above it knows whether PGlite
- * (src/db/pglite.ts) or a Postgres server (src/db/postgres.ts) runs.
+ * (src/db/pglite.ts) or a Postgres server (src/db/postgres.ts) runs. The engines build on
+ * this file; src/db/open.ts chooses between them.
  */
 
 export const migrationsFolder = fileURLToPath(new URL('migrations/', projectRoot))
@@ -59,15 +60,6 @@ export class DatabaseUnreachableError extends Error {
 
 /** int8 as a JS number: message ids and counts stay far below 2^53. */
 export const parseInt8 = (value: string): number => Number(value)
-
-export async function openDatabase (options: { databaseUrl?: string | undefined, dataDir: string, statementTimeoutMs?: number | undefined }): Promise<Database> {
-  if (options.databaseUrl === undefined) {
-    const { openPglite } = await import('./pglite.js')
-    return await openPglite(options.dataDir)
-  }
-  const { openPostgres } = await import('./postgres.js')
-  return await openPostgres(options.databaseUrl, { statementTimeoutMs: options.statementTimeoutMs })
-}
 
 /** Where a URL points, without its password, for error messages and logs. */
 export function describeUrl (url: string): string {

@@ -2,12 +2,14 @@ import { createHash } from 'node:crypto'
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import { getTableName, isTable } from 'drizzle-orm'
 import { buildApp } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
-import { migrationsFolder, openDatabase } from '../../src/db/database.js'
+import { migrationsFolder } from '../../src/db/database.js'
+import { openDatabase } from '../../src/db/open.js'
 import * as schema from '../../src/db/schema.js'
+import { sessionCookie } from './http.js'
 
 export interface TestContext {
   teardown(fn: () => unknown): void
@@ -79,13 +81,6 @@ export async function buildTestApp (t: TestContext, env: Env = {}, settings: Par
  * tests running side by side) slows the test down but does not turn acks into `unavailable`.
  */
 export const unhurriedCommits: Partial<Config> = { publishQueueWaitMs: 60_000, statementTimeoutMs: 60_000 }
-
-/** The `name=value` pair of the session cookie a response set, to send back as a Cookie header. */
-export function sessionCookie (response: LightMyRequestResponse): string {
-  const cookie = response.cookies.find((c) => c.name === 'canopy.sid')
-  if (cookie === undefined) throw new Error(`no session cookie in a ${response.statusCode} response`)
-  return `${cookie.name}=${cookie.value}`
-}
 
 let userCounter = 0
 /** A unique valid user name for this test process. */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { startEmbeddedPostgres } from '../../scripts/embedded-postgres.js'
+import { queryOnce, startEmbeddedPostgres } from '../../scripts/embedded-postgres.js'
 import pg from 'pg'
 import type { Test } from 'tap'
 import { tempDir, type TestContext } from './app.js'
@@ -24,19 +24,11 @@ export async function startPostgres (t: TestContext): Promise<TestPostgres> {
   const name = `canopy_test_${randomBytes(6).toString('hex')}`
   const external = process.env.TEST_DATABASE_URL
   if (external !== undefined && external !== '') {
-    const admin = new pg.Client({ connectionString: external })
-    await admin.connect()
-    await admin.query(`CREATE DATABASE ${name}`)
-    await admin.end()
+    await queryOnce(external, `CREATE DATABASE ${name}`)
     const url = new URL(external)
     url.pathname = `/${name}`
-    t.teardown(async () => {
-      const client = new pg.Client({ connectionString: external })
-      await client.connect()
-      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-      await client.end()
-    })
-    return { url: url.href, admin: async (text, params) => await adminQuery(url.href, text, params), client: async () => await clientOf(t, url.href) }
+    t.teardown(async () => { await queryOnce(external, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) })
+    return { url: url.href, admin: async (text, params) => await queryOnce(url.href, text, params), client: async () => await clientOf(t, url.href) }
   }
 
   const { server, port } = await startEmbeddedPostgres(tempDir(t, 'canopy-pg-'), { persistent: true })
@@ -48,7 +40,7 @@ export async function startPostgres (t: TestContext): Promise<TestPostgres> {
     url,
     stop: async () => { await server.stop(); running = false },
     start: async () => { await server.start(); running = true },
-    admin: async (text, params) => await adminQuery(url, text, params),
+    admin: async (text, params) => await queryOnce(url, text, params),
     client: async () => await clientOf(t, url)
   }
 }
@@ -59,16 +51,6 @@ async function clientOf (t: TestContext, url: string): Promise<pg.Client> {
   await client.connect()
   t.teardown(async () => { await client.end().catch(() => {}) })
   return client
-}
-
-async function adminQuery (url: string, text: string, params?: unknown[]): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    return await client.query(text, params)
-  } finally {
-    await client.end()
-  }
 }
 
 export type Engine = 'pglite' | 'postgres'

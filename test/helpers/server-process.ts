@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { tempDir, type TestContext } from './app.js'
+import { sessionCookie } from './http.js'
 
 /** One line of the server's log, parsed, with the text it was. */
 export interface LogLine {
@@ -15,9 +16,11 @@ export interface LogLine {
 }
 
 /**
- * The server entry point as `npm start` runs it (from source, through tsx), its log read
- * line by line as it writes it: tests wait for a line to appear, never for time to pass.
+ * A command of the repository as npm runs it (from source, through tsx): by default the
+ * server entry point, as `npm start`; src/cli/migrate.ts is `npm run db:migrate`. Its log is
+ * read line by line as it writes it: tests wait for a line to appear, never for time to pass.
  * A line that is not JSON is kept apart, so a test can say the log is JSON throughout.
+ * Killed when the test ends, if it has not exited by then.
  */
 export class ServerProcess {
   readonly child: ChildProcess
@@ -25,18 +28,20 @@ export class ServerProcess {
   /** Lines of stdout that are not JSON objects. */
   readonly notJson: string[] = []
   readonly exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+  private stdoutText = ''
   private stderrText = ''
   private readonly waiters: Array<() => void> = []
   private ended = false
 
-  constructor (t: TestContext, env: Record<string, string>) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  constructor (t: TestContext, env: Record<string, string>, options: { script?: string } = {}) {
+    this.child = spawn(process.execPath, ['--import', 'tsx', options.script ?? 'src/server.ts'], {
       env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', PORT: '0', KEEPALIVE_INTERVAL: '0', DATA_DIR: tempDir(t), ...env },
       stdio: ['ignore', 'pipe', 'pipe']
     })
     this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { this.stderrText += chunk })
     const { stdout } = this.child
     if (stdout === null) throw new Error('no stdout')
+    stdout.setEncoding('utf8').on('data', (chunk: string) => { this.stdoutText += chunk })
     createInterface({ input: stdout }).on('line', (raw) => {
       try {
         const parsed = JSON.parse(raw) as unknown
@@ -47,7 +52,8 @@ export class ServerProcess {
       }
       this.wake()
     })
-    this.exited = once(this.child, 'exit').then(([code, signal]) => {
+    // 'close', not 'exit': by then every line it wrote has been read.
+    this.exited = once(this.child, 'close').then(([code, signal]) => {
       this.ended = true
       this.wake()
       return { code: code as number | null, signal: signal as NodeJS.Signals | null }
@@ -58,15 +64,25 @@ export class ServerProcess {
     })
   }
 
+  /** All it wrote on stdout, as it wrote it. */
+  get stdout (): string {
+    return this.stdoutText
+  }
+
   get stderr (): string {
     return this.stderrText
   }
 
   /** The first line from index `from` on that matches; throws if the process ends first. */
   async waitFor (matches: (line: LogLine) => boolean, from = 0): Promise<LogLine> {
+    return this.lines[await this.waitForIndex(matches, from)] as LogLine
+  }
+
+  /** The index in `lines` of the first line from `from` on that matches; throws if the process ends first. */
+  async waitForIndex (matches: (line: LogLine) => boolean, from = 0): Promise<number> {
     for (;;) {
-      const found = this.lines.find((line, i) => i >= from && matches(line))
-      if (found !== undefined) return found
+      const index = this.lines.findIndex((line, i) => i >= from && matches(line))
+      if (index !== -1) return index
       if (this.ended) throw new Error(`the server exited without that line; stderr: ${this.stderrText}`)
       await new Promise<void>((resolve) => { this.waiters.push(resolve) })
     }
@@ -87,7 +103,7 @@ export class ServerProcess {
 export async function registerOver (baseUrl: string, username: string, password = 'correct horse'): Promise<{ cookie: string, wsTicket: string }> {
   const registered = await fetch(`${baseUrl}/api/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) })
   if (registered.status !== 201) throw new Error(`register ${username}: ${registered.status}`)
-  const cookie = (registered.headers.get('set-cookie') ?? '').split(';')[0] ?? ''
+  const cookie = sessionCookie(registered)
   const { wsTicket } = await (await fetch(`${baseUrl}/api/me`, { headers: { cookie } })).json() as { wsTicket: string }
   return { cookie, wsTicket }
 }

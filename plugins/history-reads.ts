@@ -16,8 +16,8 @@ declare module 'fastify' {
  * user opens, with a burst (HISTORY_READ_BURST, 100 by default) enough for a page that
  * subscribes every topic of a connection at once.
  */
-export default fp(async function historyBudget (fastify) {
-  const reads = new TokenBuckets<number>(fastify.config.historyReadsPerSecond, fastify.config.historyReadBurst)
+export default fp(async function historyReads (fastify) {
+  const reads = new TokenBuckets<number>(fastify.config.historyReadsPerSecond, fastify.config.historyReadsBurst)
   fastify.decorate('historyReads', reads)
   fastify.addHook('onClose', async () => { reads.stop() })
-}, { name: 'history-budget', fastify: '5.x', dependencies: ['config'] })
+}, { name: 'history-reads', fastify: '5.x', dependencies: ['config'] })
