@@ -2,7 +2,9 @@ import t from 'tap'
 import { DatabaseUnreachableError } from '../src/db/database.js'
 import { openDatabase } from '../src/db/open.js'
 import { buildTestApp, schemaTables, tempDir } from './helpers/app.js'
-import { forEachEngine } from './helpers/postgres.js'
+import { forEachEngine, startPostgres } from './helpers/postgres.js'
+import pg from 'pg'
+import { migrationLockKey, statementTimeoutMs } from '../src/db/postgres.js'
 
 forEachEngine(t, async (t, env) => {
   await t.test('migrations build every table on an empty database, once', async (t) => {
@@ -42,4 +44,21 @@ t.test('an unreachable database is a clear error naming where, without the passw
   t.type(error, DatabaseUnreachableError)
   t.match(String((error as Error).message), /^Cannot reach the database at 127\.0\.0\.1:1\/canopy: /)
   t.notMatch(String((error as Error).message), /secret-pw/)
+})
+
+t.test('a migration waits as long as the instance migrating before it takes, past every statement bound', async (t) => {
+  const postgres = await startPostgres(t)
+  const db = await openDatabase({ databaseUrl: postgres.url, dataDir: tempDir(t) })
+  t.teardown(async () => { await db.close() })
+  // Another instance holds the migration lock: this one's migrate must wait, not fail.
+  const holder = new pg.Client({ connectionString: postgres.url })
+  await holder.connect()
+  t.teardown(async () => { await holder.end() })
+  await holder.query('SELECT pg_advisory_lock($1)', [migrationLockKey])
+  const migrated = db.migrate()
+  // Held past the pool's bounds (a statement's 3 s, the driver's 4 s): what is tested is a
+  // duration, so this wait is one on purpose.
+  await new Promise((resolve) => setTimeout(resolve, statementTimeoutMs + 2000))
+  await holder.query('SELECT pg_advisory_unlock($1)', [migrationLockKey])
+  t.ok((await migrated).length > 0, 'it applied the migrations once the lock was free')
 })

@@ -6,8 +6,8 @@ import { listenWithReconnect } from './listener.js'
 import { pendingMigrations } from './migrations.js'
 import * as schema from './schema.js'
 
-/** Any key will do as long as every Canopy instance uses the same one. */
-const migrationLockKey = 0x63616e6f
+/** The advisory lock instances take turns on to migrate: any key will do, as long as every Canopy instance uses the same one. */
+export const migrationLockKey = 0x63616e6f
 /**
  * No statement runs longer than this on the server, lock waits included: a stalled
  * database answers with an error and stores nothing, rather than hanging every client.
@@ -63,11 +63,13 @@ export async function openPostgres (url: string, options: { statementTimeoutMs?:
       await pool.query('SELECT pg_notify($1, $2)', [channel, payload])
     },
     async migrate () {
-      // Instances starting together on one database take turns; the first one migrates.
-      const client = await pool.connect()
+      // A client of its own, outside the pool: the pool's bounds (a statement's 3 s, and the
+      // driver's query_timeout) would cut a long migration short, or the wait for the instance
+      // migrating before this one.
+      const client = new pg.Client({ connectionString: url, application_name: 'canopy-migrate', types: pgTypes })
+      await client.connect()
       try {
-        // A migration may take long, and may wait for the instance before it.
-        await client.query('SET statement_timeout = 0')
+        // Instances starting together on one database take turns; the first one migrates.
         await client.query('SELECT pg_advisory_lock($1)', [migrationLockKey])
         try {
           const pending = await pendingMigrations({ query: async <Row extends object>(text: string) => (await client.query<Row>(text)).rows })
@@ -77,8 +79,7 @@ export async function openPostgres (url: string, options: { statementTimeoutMs?:
           await client.query('SELECT pg_advisory_unlock($1)', [migrationLockKey])
         }
       } finally {
-        // Not back to the pool without its time limit.
-        client.release(true)
+        await client.end()
       }
     },
     async close () {
