@@ -12,6 +12,7 @@ COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts/build-if-needed.mjs scripts/
+COPY server server/
 COPY src src/
 COPY plugins plugins/
 RUN npm run build
@@ -30,6 +31,7 @@ COPY migrations migrations/
 COPY public public/
 COPY scripts/build-if-needed.mjs scripts/
 COPY tsconfig.json tsconfig.build.json ./
+COPY server server/
 COPY src src/
 COPY plugins plugins/
 # The embedded database's place, for a single container without DATABASE_URL.
@@ -39,4 +41,4 @@ EXPOSE 8800
 # /healthz: the process serves. Readiness (database and topic bus) is /readyz.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + process.env.PORT + '/healthz', { signal: AbortSignal.timeout(2500) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "dist/src/server.js"]
+CMD ["node", "dist/server/server.js"]

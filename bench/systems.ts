@@ -73,12 +73,12 @@ function canopyEnv (port: number, databaseUrl: string, dataDir: string, sessionS
 }
 
 export function canopyEntry (build: CanopyBuild): string {
-  return join(rootDir, build === 'dist' ? 'dist/src/server.js' : 'src/server.ts')
+  return join(rootDir, build === 'dist' ? 'dist/server/server.js' : 'server/server.ts')
 }
 
 /** How Canopy is started, as the results record it. */
 export function canopyCommand (build: CanopyBuild): string {
-  return build === 'dist' ? 'node dist/src/server.js' : 'node --import tsx src/server.ts'
+  return build === 'dist' ? 'node dist/server/server.js' : 'node --import tsx server/server.ts'
 }
 
 function command (options: ServerOptions): { args: string[], cwd: string } {

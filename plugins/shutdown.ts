@@ -10,12 +10,12 @@ declare module 'fastify' {
 /**
  * HTTP requests still unanswered this long after the shutdown began have their connections
  * cut: a client that sends half a request, or one stuck on a stalled database, must not keep
- * the process past the 10 s that src/server.ts gives the whole shutdown.
+ * the process past the 10 s that server/server.ts gives the whole shutdown.
  */
 const httpDrainMs = 6000
 
 /**
- * What an instance does from the first moment of its shutdown (SIGTERM, see src/server.ts),
+ * What an instance does from the first moment of its shutdown (SIGTERM, see server/server.ts),
  * before the endpoints close their sockets: it stops listening at once, so a load balancer
  * sees its connections refused and goes to another instance, instead of sending upgrades
  * here while the sockets close. Requests already on an open connection are still served,

@@ -28,7 +28,7 @@ function sourcesHash () {
       hash.update(relative(root, path)).update('\0').update(readFileSync(path)).update('\0')
     }
   }
-  const entries = ['src', 'plugins', 'tsconfig.json', 'tsconfig.build.json'].map((entry) => join(root, entry)).filter((path) => existsSync(path))
+  const entries = ['server', 'src', 'plugins', 'tsconfig.json', 'tsconfig.build.json'].map((entry) => join(root, entry)).filter((path) => existsSync(path))
   // A tree shipped as dist/ alone has nothing to build from.
   if (entries.length === 0) return undefined
   for (const entry of entries) visit(entry)
@@ -117,7 +117,7 @@ function removeLock (owner) {
 
 const hash = sourcesHash()
 if (hash === undefined) {
-  if (existsSync(join(dist, 'src', 'server.js'))) process.exit(0)
+  if (existsSync(join(dist, 'server', 'server.js'))) process.exit(0)
   fail('neither the sources nor a built dist/ are here')
 }
 /** `npm run build` builds whatever the stamp says. */
@@ -125,7 +125,7 @@ const force = process.argv.includes('--force')
 if (force && existsSync(stampFile)) rmSync(stampFile)
 if (built(hash)) process.exit(0)
 if (!typescriptInstalled()) {
-  if (existsSync(join(dist, 'src', 'server.js'))) {
+  if (existsSync(join(dist, 'server', 'server.js'))) {
     console.error('canopy: dist/ was built from other sources and TypeScript is not installed here; running dist/ as it is')
     process.exit(0)
   }

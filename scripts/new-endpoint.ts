@@ -2,7 +2,7 @@
  * `npm run new:endpoint -- <name>`: a new WebSocket endpoint at /<name> on the endpoint layer
  * (src/endpoint.ts, described in docs/endpoints.md). It writes plugins/<name>-endpoint.ts with
  * its handlers stubbed, test/<name>-endpoint.test.ts that passes as generated, and registers
- * the plugin in the app factory, src/app.ts, at its two marker comments.
+ * the plugin in the app factory, server/app.ts, at its two marker comments.
  *
  * Every check runs before anything is written: a refused name changes nothing, and says why
  * in one line on stderr, with exit code 1.
@@ -23,7 +23,7 @@ const maxNameChars = 40
 /** Paths docs/protocol.md fixes (2. HTTP routes, 3. WebSocket /chat), whether or not a plugin serves them yet. */
 const reservedNames = new Set(['api', 'healthz', 'readyz', 'chat'])
 
-const appFile = 'src/app.ts'
+const appFile = 'server/app.ts'
 const importMarker = '// endpoint imports: `npm run new:endpoint -- <name>` adds its plugin here'
 const registrationMarker = '// endpoint registrations: `npm run new:endpoint -- <name>` adds its plugin here'
 

@@ -87,7 +87,7 @@ export interface Config {
    */
   publishQueueWaitMs?: number
   statementTimeoutMs?: number
-  /** How long a plugin may take to start (Fastify's pluginTimeout; 0: no limit); undefined: src/app.ts's 120 s. Not read from the environment. */
+  /** How long a plugin may take to start (Fastify's pluginTimeout; 0: no limit); undefined: server/app.ts's 120 s. Not read from the environment. */
   pluginTimeoutMs?: number
 }
 

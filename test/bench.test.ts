@@ -20,7 +20,7 @@ function soundQuickRun (): BenchResults {
     repetitions: 1,
     durationSeconds: 60,
     machine: { cores: 2, cpuModel: 'test', memoryBytes: 1, node: 'v20.19.0', postgres: '18', postgresSource: 'embedded', platform: 'linux' },
-    canopy: { command: 'tsx src/server.ts' },
+    canopy: { command: 'tsx server/server.ts' },
     method: [],
     table: 'a table',
     targets: [],

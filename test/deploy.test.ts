@@ -103,7 +103,7 @@ function watch (t: Test, child: ChildProcessByStdio<null, Readable, Readable>): 
 
 /** The server entry point as the image runs it, from source through tsx. */
 function startInstance (t: Test, env: Record<string, string>): LoggingProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/server.ts'], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
@@ -687,7 +687,7 @@ t.test('the Dockerfile\'s steps, outside a container: a production install witho
   t.same(stages.map((stage) => stage.name), ['build', undefined], 'a build stage, then the image')
   const [buildStage, imageStage] = stages
   if (buildStage === undefined || imageStage === undefined) return
-  t.same(instructionArgs(imageStage, 'CMD'), ['["node", "dist/src/server.js"]'], 'runs the built server')
+  t.same(instructionArgs(imageStage, 'CMD'), ['["node", "dist/server/server.js"]'], 'runs the built server')
   t.same(instructionArgs(imageStage, 'EXPOSE'), ['8800'], 'on port 8800')
   t.match(instructionArgs(imageStage, 'USER'), [/^(?!root$|0$)\S+$/], 'runs as a user other than root')
   const healthcheck = /CMD\s+(\[.*\])$/.exec(instructionArgs(imageStage, 'HEALTHCHECK')[0] ?? '')?.[1]

@@ -116,7 +116,7 @@ t.test('new:endpoint in a copy of the project', async (t) => {
     t.equal(readFileSync(app, 'utf8'), before
       .replace(importMarker, `${importMarker}\nimport liveFeedEndpoint from '../plugins/live-feed-endpoint.js'`)
       .replace(registrationMarker, `${registrationMarker}\n  await app.register(liveFeedEndpoint)`),
-    'src/app.ts imports and registers it right after the markers, and nothing else changed')
+    'server/app.ts imports and registers it right after the markers, and nothing else changed')
   })
 
   await t.test('refuses a name that now exists, and changes nothing', async (t) => {
@@ -128,7 +128,7 @@ t.test('new:endpoint in a copy of the project', async (t) => {
   })
 
   await t.test('the generated code passes typecheck, lint and its own test', async (t) => {
-    const generated = ['plugins/live-feed-endpoint.ts', 'test/live-feed-endpoint.test.ts', 'src/app.ts']
+    const generated = ['plugins/live-feed-endpoint.ts', 'test/live-feed-endpoint.test.ts', 'server/app.ts']
     const [tsc, eslint, tap] = await Promise.all([
       run(process.execPath, [tool(dir, 'tsc'), '-p', 'tsconfig.json'], dir),
       run(process.execPath, [tool(dir, 'eslint'), ...generated], dir),

@@ -5,13 +5,14 @@ import t from 'tap'
 import ts from 'typescript'
 
 /**
- * Imports run one way: no files that import each other in a circle, and nothing imports the
+ * Imports run one way: the composition root (server/) over the plugins (plugins/) over the
+ * modules they register (src/), no files that import each other in a circle, and nothing imports the
  * entry point's start-up module but the entry points. Type-only and dynamic imports count:
  * they tie files together for a reader as much as any other.
  */
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const folders = ['src', 'plugins', 'bench', 'scripts']
+const folders = ['server', 'src', 'plugins', 'bench', 'scripts']
 
 function sourceFiles (folder: string): string[] {
   return readdirSync(join(root, folder), { recursive: true, encoding: 'utf8' })
@@ -84,6 +85,13 @@ t.test('the database interface imports nothing of src/db/ but the schema it type
 })
 
 t.test('only the entry points import the start-up module', async (t) => {
-  const importers = [...graph].filter(([, targets]) => targets.includes('src/startup.ts') || targets.includes('src/server.ts')).map(([file]) => file).sort()
-  t.same(importers, ['src/cli/migrate.ts', 'src/server.ts'])
+  const importers = [...graph].filter(([, targets]) => targets.includes('src/startup.ts') || targets.includes('server/server.ts')).map(([file]) => file).sort()
+  t.same(importers, ['server/server.ts', 'src/cli/migrate.ts'])
+})
+
+t.test('the folders import downward only: server/ over plugins/ over src/', async (t) => {
+  const level = (file: string): number => file.startsWith('server/') ? 3 : file.startsWith('plugins/') ? 2 : file.startsWith('src/') ? 1 : 0
+  const upward = [...graph].flatMap(([file, targets]) => targets.filter((target) => level(file) > 0 && level(target) > level(file)).map((target) => `${file} -> ${target}`))
+  t.same(upward, [], 'no import runs back up a level')
+  t.ok([...graph].some(([file, targets]) => file === 'server/app.ts' && targets.some((target) => target.startsWith('plugins/'))), 'the app factory composes the plugins')
 })

@@ -4,7 +4,7 @@ import { connectTcp, type ChatClient } from './helpers/chat.js'
 import { sessionCookie } from './helpers/http.js'
 import { startPostgres } from './helpers/postgres.js'
 import { ServerProcess } from './helpers/server-process.js'
-import { redactUrl } from '../src/app.js'
+import { redactUrl } from '../server/app.js'
 import { CloseCode } from '../src/protocol.js'
 
 t.test('logs hold no secret (url, failed query), health probes are not logged, a protocol fault is one line', async (t) => {

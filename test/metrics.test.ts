@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { buildApp } from '../src/app.js'
+import { buildApp } from '../server/app.js'
 import { loadConfig } from '../src/config.js'
 import { errorCodes, CloseCode } from '../src/protocol.js'
 import { buildTestApp, register, testConfig, unhurriedCommits } from './helpers/app.js'

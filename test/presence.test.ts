@@ -72,7 +72,7 @@ t.test('an instance killed with SIGKILL: its users are left everywhere within PR
   const log = presenceLog(observer)
 
   // A second instance as a process of its own, so that it can be killed.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/server.ts'], {
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', PORT: '0', DATA_DIR: tempDir(t), DATABASE_URL: postgres.url, SESSION_SECRET: 'one-secret-shared-by-every-instance!', PRESENCE_TTL: '3' },
     stdio: ['ignore', 'pipe', 'inherit']
   })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { buildApp } from '../src/app.js'
+import { buildApp } from '../server/app.js'
 import { buildTestApp, register, tempDir, testConfig, unhurriedCommits } from './helpers/app.js'
 import { forEachEngine, startPostgres } from './helpers/postgres.js'
 

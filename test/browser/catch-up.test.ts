@@ -1,6 +1,6 @@
 import t from 'tap'
 import { chromium } from 'playwright-core'
-import { buildApp } from '../../src/app.js'
+import { buildApp } from '../../server/app.js'
 import type { Config } from '../../src/config.js'
 import { CloseCode, maxSinceMessages } from '../../src/protocol.js'
 import { register, tempDir, testConfig, uniqueName } from '../helpers/app.js'

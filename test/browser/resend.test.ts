@@ -1,7 +1,7 @@
 import t from 'tap'
 import { performance } from 'node:perf_hooks'
 import { chromium } from 'playwright-core'
-import { buildApp } from '../../src/app.js'
+import { buildApp } from '../../server/app.js'
 import { register, tempDir, testConfig, uniqueName } from '../helpers/app.js'
 import { chromiumArgs, chromiumPath, listen, logIn, logItems, PageWatch, send, waitForAllSent, waitForConnection } from './page.js'
 

@@ -34,7 +34,7 @@ export class ServerProcess {
   private ended = false
 
   constructor (t: TestContext, env: Record<string, string>, options: { script?: string } = {}) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', options.script ?? 'src/server.ts'], {
+    this.child = spawn(process.execPath, ['--import', 'tsx', options.script ?? 'server/server.ts'], {
       env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', PORT: '0', KEEPALIVE_INTERVAL: '0', DATA_DIR: tempDir(t), ...env },
       stdio: ['ignore', 'pipe', 'pipe']
     })

@@ -1,8 +1,8 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
-import { StartupError } from './errors.js'
-import { configFromEnvironment, shutdownLogging, startOrExplain } from './startup.js'
-import { version } from './version.js'
+import { StartupError } from '../src/errors.js'
+import { configFromEnvironment, shutdownLogging, startOrExplain } from '../src/startup.js'
+import { version } from '../src/version.js'
 
 /** SIGTERM / SIGINT: sockets closed, in-flight publishes finished, exit 0 within this. */
 const shutdownGraceMs = 10_000
