@@ -79,7 +79,7 @@ const registrationMarker = '  // endpoint registrations: `npm run new:endpoint -
 
 t.test('new:endpoint in a copy of the project', async (t) => {
   const dir = copyProject(t)
-  const app = join(dir, 'src', 'app.ts')
+  const app = join(dir, 'server', 'app.ts')
 
   await t.test('refuses bad names with one line and exit code 1, and changes nothing', async (t) => {
     const before = snapshot(dir)
