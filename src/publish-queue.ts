@@ -46,7 +46,7 @@ export interface PublishQueueOptions {
   db: Queryable
   /** Set where other instances listen: every batch then NOTIFYs them in its statement. */
   notify?: NotifyOptions | undefined
-  /** Each message committed here (a duplicate is not), for delivery: the topic bus's `receive`. */
+  /** Each message committed here (a duplicate is not), for delivery: the topic bus's `deliverCommitted`. */
   onCommitted: (message: MessageFrame) => void
   /** Every statement, committed or failed: its seconds and its publishes (the metrics). */
   onStatement?: (seconds: number, batchSize: number) => void

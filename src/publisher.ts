@@ -31,7 +31,7 @@ export interface PublisherOptions {
   notify: NotifyOptions | undefined
   /** Whether the topic bus hears every other instance: publishes are refused while it does not. */
   busReady: () => boolean
-  /** Each message committed here, for delivery: the topic bus's `receive`. */
+  /** Each message committed here, for delivery: the topic bus's `deliverCommitted`. */
   onCommitted: (message: MessageFrame) => void
   /** Each publish attempt that got as far as the rate limit, with how it ended (the metrics). */
   onPublished?: (result: 'acked' | ErrorCode) => void
