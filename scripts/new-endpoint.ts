@@ -1,7 +1,7 @@
 /**
  * `npm run new:endpoint -- <name>`: a new WebSocket endpoint at /<name> on the endpoint layer
  * (src/endpoint.ts, described in docs/endpoints.md). It writes plugins/<name>-endpoint.ts with
- * its handlers stubbed, test/<name>-endpoint.test.ts that passes as generated, and registers
+ * its handlers stubbed, test/plugins/<name>-endpoint.test.ts that passes as generated, and registers
  * the plugin in the app factory, server/app.ts, at its two marker comments.
  *
  * Every check runs before anything is written: a refused name changes nothing, and says why
@@ -64,7 +64,7 @@ function plan (args: string[]): Plan {
   const { name } = n
   if (reservedNames.has(name)) throw new Refused(`/${name} is reserved by Canopy (reserved: ${[...reservedNames].map((reserved) => `/${reserved}`).join(', ')}); choose another name`)
   const pluginFile = `plugins/${name}-endpoint.ts`
-  const testFile = `test/${name}-endpoint.test.ts`
+  const testFile = `test/plugins/${name}-endpoint.test.ts`
   for (const file of [pluginFile, testFile, `public/${name}`]) {
     if (existsSync(join(root, file))) throw new Refused(`${file} already exists; choose another name`)
   }
@@ -199,9 +199,9 @@ function testSource ({ name, frame }: Names): string {
   return `import { once } from 'node:events'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import t from 'tap'
-import { EchoFrame, type ${frame} } from '../plugins/${name}-endpoint.js'
-import { buildTestApp, register } from './helpers/app.js'
-import { ticketFor } from './helpers/chat.js'
+import { EchoFrame, type ${frame} } from '../../plugins/${name}-endpoint.js'
+import { buildTestApp, register } from '../helpers/app.js'
+import { ticketFor } from '../helpers/chat.js'
 
 const echoFrame = TypeCompiler.Compile(EchoFrame)
 
