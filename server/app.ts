@@ -20,6 +20,7 @@ import metrics from '../plugins/metrics.js'
 import staticPage from '../plugins/static.js'
 import websocket from '../plugins/websocket.js'
 import topicBus from '../plugins/topic-bus.js'
+import access from '../plugins/access.js'
 import presence from '../plugins/presence.js'
 import historyReads from '../plugins/history-reads.js'
 import publish from '../plugins/publish.js'
@@ -157,6 +158,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(health)
   await app.register(websocket)
   await app.register(topicBus)
+  await app.register(access)
   await app.register(presence)
   await app.register(historyReads)
   await app.register(publish)

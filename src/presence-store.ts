@@ -1,6 +1,6 @@
 import { getTableName } from 'drizzle-orm'
 import type { Queryable } from './db/database.js'
-import { instances, presence, topicMembers } from './db/schema.js'
+import { instances, presence, topicPresence } from './db/schema.js'
 
 /**
  * Presence in Postgres, shared by every instance: a row per instance where a user is in a
@@ -20,10 +20,10 @@ import { instances, presence, topicMembers } from './db/schema.js'
 
 const I = getTableName(instances)
 const P = getTableName(presence)
-const M = getTableName(topicMembers)
+const M = getTableName(topicPresence)
 const i = { id: instances.id.name, heartbeatAt: instances.heartbeatAt.name, aliveUntil: instances.aliveUntil.name }
 const p = { topic: presence.topic.name, userId: presence.userId.name, instanceId: presence.instanceId.name }
-const m = { topic: topicMembers.topic.name, userId: topicMembers.userId.name, userName: topicMembers.userName.name, instances: topicMembers.instances.name }
+const m = { topic: topicPresence.topic.name, userId: topicPresence.userId.name, userName: topicPresence.userName.name, instances: topicPresence.instances.name }
 
 /** PRESENCE_TTL's default: how an instance of an earlier version is judged when no TTL is given. */
 const defaultTtlSeconds = 30

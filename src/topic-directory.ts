@@ -1,6 +1,6 @@
 import { getTableName } from 'drizzle-orm'
 import type { Queryable } from './db/database.js'
-import { readPositions, topicMembers, topics } from './db/schema.js'
+import { readPositions, topicPresence, topics } from './db/schema.js'
 import { maxJoinedTopics, maxListedTopics, maxUnreadCount } from './protocol.js'
 
 /**
@@ -17,10 +17,10 @@ import { maxJoinedTopics, maxListedTopics, maxUnreadCount } from './protocol.js'
 
 const T = getTableName(topics)
 const R = getTableName(readPositions)
-const J = getTableName(topicMembers)
+const J = getTableName(topicPresence)
 const t = { name: topics.name.name, lastId: topics.lastId.name, lastAt: topics.lastAt.name }
 const r = { userId: readPositions.userId.name, topic: readPositions.topic.name, lastReadId: readPositions.lastReadId.name }
-const j = { userId: topicMembers.userId.name, topic: topicMembers.topic.name }
+const j = { userId: topicPresence.userId.name, topic: topicPresence.topic.name }
 
 /** GET /api/topics per user and instance: a page polls it once a minute; a reload or a reconnect of every tab at once fits in the burst. */
 export const directoryReadsPerSecond = 1
@@ -35,7 +35,7 @@ export interface TopicSummary {
 
 /**
  * Joined: the user has a read position in the topic, or is subscribed to it now on some
- * instance (a row of topic_members, which goes when the user's presence there ends). The others are read from the top of
+ * instance (a row of topic_presence, which goes when the user's presence there ends). The others are read from the top of
  * topics_last_at_idx: as many rows as may be listed plus as many as the joined part may hold
  * (those are not listed twice), however many topics there are.
  */

@@ -1,12 +1,16 @@
 import { sql } from 'drizzle-orm'
-import { bigint, doublePrecision, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core'
+import { bigint, boolean, check, doublePrecision, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core'
 
 export const users = pgTable('users', {
   id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
   /** Shown as registered; unique without regard to case. */
   name: text('name').notNull(),
   passwordHash: text('password_hash').notNull(),
-  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow()
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  /** Granted and revoked by `npm run admin` only. */
+  admin: boolean('admin').notNull().default(false),
+  /** Set by an administrator: the user cannot log in and has no session; null while enabled. */
+  disabledAt: timestamp('disabled_at', { withTimezone: true })
 }, (t) => [
   uniqueIndex('users_name_lower_key').on(sql`lower(${t.name})`)
 ])
@@ -34,10 +38,21 @@ export const topics = pgTable('topics', {
    * Kept by the batch statement, so the directory reads the most recently active topics
    * from an index instead of joining every topic to its last message.
    */
-  lastAt: timestamp('last_at', { withTimezone: true }).notNull().defaultNow()
+  lastAt: timestamp('last_at', { withTimezone: true }).notNull().defaultNow(),
+  /**
+   * `public`: any logged-in user reads and writes it; `private`: its members only
+   * (topic_members). Fixed when the topic comes into being.
+   */
+  visibility: text('visibility').notNull().default('public'),
+  /** `dm` for a direct-message topic (private, its members fixed); null otherwise. */
+  kind: text('kind'),
+  /** Who created a private topic on purpose; null for a public topic made by its first use. */
+  createdBy: integer('created_by')
 }, (t) => [
   // The directory's others: topics with messages, most recently active first, read from the top.
-  index('topics_last_at_idx').on(t.lastAt.desc().nullsFirst(), t.name).where(sql`last_id > 0`)
+  index('topics_last_at_idx').on(t.lastAt.desc().nullsFirst(), t.name).where(sql`last_id > 0`),
+  check('topics_visibility_check', sql`${t.visibility} in ('public', 'private')`),
+  check('topics_kind_check', sql`${t.kind} is null or (${t.kind} = 'dm' and ${t.visibility} = 'private')`)
 ])
 
 /**
@@ -115,18 +130,33 @@ export const presence = pgTable('presence', {
 ])
 
 /**
- * Who is in each topic, across instances: `instances` counts the user's presence rows, under
- * this row's lock, so exactly one instance sees it go from 0 to 1 (joined) and 1 to 0 (left).
+ * Who is in each topic now, across instances: `instances` counts the user's presence rows,
+ * under this row's lock, so exactly one instance sees it go from 0 to 1 (joined) and 1 to 0
+ * (left). (Called topic_members before private topics gave "member" its own meaning.)
  */
-export const topicMembers = pgTable('topic_members', {
+export const topicPresence = pgTable('topic_presence', {
   topic: text('topic').notNull(),
   userId: integer('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
   userName: text('user_name').notNull(),
   instances: integer('instances').notNull()
 }, (t) => [
   primaryKey({ columns: [t.topic, t.userId] }),
-  // The directory's own part: the topics a user is a member of.
-  index('topic_members_user_id_idx').on(t.userId)
+  // The directory's own part: the topics a user is in now.
+  index('topic_presence_user_id_idx').on(t.userId)
+])
+
+/** The members of each private topic and direct-message topic, with their role there. */
+export const topicMembers = pgTable('topic_members', {
+  topic: text('topic').notNull().references(() => topics.name, { onDelete: 'cascade' }),
+  userId: integer('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  /** `owner` (adds and removes members) or `member`. */
+  role: text('role').notNull(),
+  addedAt: timestamp('added_at', { withTimezone: true }).notNull().defaultNow()
+}, (t) => [
+  primaryKey({ columns: [t.topic, t.userId] }),
+  // A user's private topics, for the directory.
+  index('topic_members_user_id_idx').on(t.userId),
+  check('topic_members_role_check', sql`${t.role} in ('owner', 'member')`)
 ])
 
 /** How far each user has read each topic: a message id that never moves backwards. */

@@ -7,7 +7,7 @@ import { startInstances } from '../helpers/instances.js'
 import type { TestPostgres } from '../helpers/postgres.js'
 
 // Presence churn, rows and sweeps on two real instances of one real Postgres (issue 21):
-// PRESENCE_GRACE, topic_members rows at zero, ghost presence, instances with different
+// PRESENCE_GRACE, topic_presence rows at zero, ghost presence, instances with different
 // PRESENCE_TTL. The grace is short, and every wait is for a frame, a notification or a sweep.
 
 type Presence = Extract<ServerFrame, { type: 'joined' | 'left' }>
@@ -31,7 +31,7 @@ async function watchPresence (t: TestContext, postgres: TestPostgres): Promise<{
     CREATE FUNCTION count_presence_write() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN INSERT INTO presence_writes VALUES (TG_TABLE_NAME || ' ' || TG_OP); RETURN NULL; END $$;
     CREATE TRIGGER count_presence_writes AFTER INSERT OR UPDATE OR DELETE ON presence FOR EACH ROW EXECUTE FUNCTION count_presence_write();
-    CREATE TRIGGER count_topic_members_writes AFTER INSERT OR UPDATE OR DELETE ON topic_members FOR EACH ROW EXECUTE FUNCTION count_presence_write();`)
+    CREATE TRIGGER count_topic_presence_writes AFTER INSERT OR UPDATE OR DELETE ON topic_presence FOR EACH ROW EXECUTE FUNCTION count_presence_write();`)
   const listener = await postgres.client()
   const lines: Array<{ topic: string, line: string }> = []
   const waiters: Array<() => void> = []
@@ -61,7 +61,7 @@ t.test('PRESENCE_GRACE across two instances', async (t) => {
   observer.send({ type: 'subscribe', topic: 'reload' })
   await observer.nextOf('subscribed')
   // The observer is in both topics too: what is counted is b's user.
-  const rowsOf = async (table: 'presence' | 'topic_members', topic: string): Promise<number> =>
+  const rowsOf = async (table: 'presence' | 'topic_presence', topic: string): Promise<number> =>
     Number((await postgres.admin(`SELECT count(*) AS n FROM ${table} WHERE topic = $1 AND user_id = $2`, [topic, b.user.id])).rows[0].n)
   const notifiesOf = (topic: string): string[] => watch.notifies(topic).filter((line) => line.endsWith(` ${b.user.username}`))
 
@@ -79,14 +79,14 @@ t.test('PRESENCE_GRACE across two instances', async (t) => {
       looper.send({ type: 'subscribe', topic: 'loop' })
       await looper.nextOf('subscribed')
     }
-    t.equal(await watch.writes(), writesBefore, '100 cycles wrote nothing to presence or topic_members')
+    t.equal(await watch.writes(), writesBefore, '100 cycles wrote nothing to presence or topic_presence')
     looper.send({ type: 'unsubscribe', topic: 'loop' })
     await looper.nextOf('unsubscribed')
     t.same(await presenceUntil(observer, 'loop', 'left', b.user.username), [`left ${b.user.username}`], 'one left, once the grace after the last unsubscribe is over, and no frame before it')
     await watch.heard('loop', `left ${b.user.username}`)
     t.same(notifiesOf('loop'), [`joined ${b.user.username}`, `left ${b.user.username}`], 'two NOTIFYs in all')
     t.equal(await watch.writes() - writesBefore, 3, 'one exit: the presence row, the count, the count\'s row at zero')
-    t.equal(await rowsOf('topic_members', 'loop'), 0, 'topic_members keeps no row at zero')
+    t.equal(await rowsOf('topic_presence', 'loop'), 0, 'topic_presence keeps no row at zero')
     t.equal(await rowsOf('presence', 'loop'), 0)
     looper.close()
   })
@@ -105,7 +105,7 @@ t.test('PRESENCE_GRACE across two instances', async (t) => {
     t.same(await presenceUntil(observer, 'reload', 'left', b.user.username), [`left ${b.user.username}`], 'no left for the page that went, no joined for the one that came: one left at the end')
     await watch.heard('reload', `left ${b.user.username}`)
     t.same(notifiesOf('reload'), [`joined ${b.user.username}`, `left ${b.user.username}`])
-    t.equal(await rowsOf('topic_members', 'reload'), 0)
+    t.equal(await rowsOf('topic_presence', 'reload'), 0)
   })
   observer.close()
 })
@@ -139,7 +139,7 @@ t.test('sweeps: presence of an instance whose row is gone goes; instances with d
   t.same(await presenceUntil(observer, 'room', 'left', bUser.username), [`left ${bUser.username}`], 'the next sweep removes it')
   t.same((await a.app.inject({ url: '/api/topics/room/presence', headers: { cookie: a.user.cookie } })).json(), { present: [a.user.username] })
   t.same((await postgres.admin('SELECT count(*)::int AS n FROM presence WHERE user_id = $1', [bUser.id])).rows, [{ n: 0 }])
-  t.same((await postgres.admin('SELECT count(*)::int AS n FROM topic_members WHERE user_id = $1', [bUser.id])).rows, [{ n: 0 }])
+  t.same((await postgres.admin('SELECT count(*)::int AS n FROM topic_presence WHERE user_id = $1', [bUser.id])).rows, [{ n: 0 }])
   for (const client of [observer, onB]) client.close()
 })
 

@@ -114,7 +114,7 @@ t.test('a topic\'s present list, once read, answers from memory, and joined and 
   t.same((await observer.nextOf('subscribed')).present, [alice.username])
   t.same(await presentNow(), [alice.username])
   // A row no instance announced: the list in memory does not see it.
-  await app.db.query('INSERT INTO topic_members (topic, user_id, user_name, instances) VALUES ($1, $2, $3, 1)', ['room', ghost.id, ghost.username])
+  await app.db.query('INSERT INTO topic_presence (topic, user_id, user_name, instances) VALUES ($1, $2, $3, 1)', ['room', ghost.id, ghost.username])
   t.same(await presentNow(), [alice.username], 'read once, then from memory')
   const log = presenceLog(observer)
   const tab = await connectTcp(url, bob.cookie, await ticketFor(app, bob.cookie), { topic: 'room' })

@@ -17,13 +17,13 @@ async function storeDatabase (t: TestContext, databaseUrl: string | undefined): 
 }
 
 const countRows = async (db: Database): Promise<{ presence: number, members: number }> => (await db.query<{ presence: number, members: number }>(
-  'SELECT (SELECT count(*)::int FROM presence) AS presence, (SELECT count(*)::int FROM topic_members) AS members'))[0] ?? { presence: -1, members: -1 }
+  'SELECT (SELECT count(*)::int FROM presence) AS presence, (SELECT count(*)::int FROM topic_presence) AS members'))[0] ?? { presence: -1, members: -1 }
 
 forEachEngine(t, async (t, env) => {
   // One database per engine (opening one is slow on a busy machine), emptied before each test.
   const { db, user } = await storeDatabase(t, env.DATABASE_URL)
   const [alice, bob] = [await user('alice'), await user('bob')]
-  t.beforeEach(async () => { for (const table of ['presence', 'topic_members', 'instances']) await db.query(`DELETE FROM ${table}`) })
+  t.beforeEach(async () => { for (const table of ['presence', 'topic_presence', 'instances']) await db.query(`DELETE FROM ${table}`) })
 
   await t.test('first in says joined, last out says left, and leaves no row behind', async (t) => {
     await heartbeat(db, 'a', { aliveForSeconds: 60 })
@@ -36,7 +36,7 @@ forEachEngine(t, async (t, env) => {
     t.equal(await exit(db, 'b', 'room', alice), true, 'left')
     t.equal(await exit(db, 'b', 'room', alice), false, 'an exit of nothing says nothing')
     t.same(await presentIn(db, 'room'), [])
-    t.same(await countRows(db), { presence: 0, members: 0 }, 'topic_members has no row at zero')
+    t.same(await countRows(db), { presence: 0, members: 0 }, 'topic_presence has no row at zero')
     t.equal(await enter(db, 'a', 'room', alice, 'alice'), true, 'and a later enter joins again')
   })
 

@@ -85,7 +85,7 @@ t.test('TOPIC_CREATE_RATE over HTTP and the WebSocket: rate_limited / 429 with t
   t.match(overHttp.body, { error: 'rate_limited', message: String, retryAfterMs: Number })
   t.match(overHttp.retryAfter, /^\d+$/)
   t.same((await app.db.query<{ name: string }>('SELECT name FROM topics ORDER BY name')).map((row) => row.name), ['one', 'three', 'two'], 'nothing refused was made')
-  t.same(await app.db.query("SELECT 1 FROM topic_members WHERE topic = 'four'"), [], 'a refused subscribe leaves no presence')
+  t.same(await app.db.query("SELECT 1 FROM topic_presence WHERE topic = 'four'"), [], 'a refused subscribe leaves no presence')
 
   client.send({ type: 'publish', topic: 'three', text: 'still here', ref: 'r3' })
   t.match(await client.nextOf('ack'), { ref: 'r3', id: 1 }, 'the user\'s existing topics stay open')

@@ -209,8 +209,9 @@ t.test('migration 0005 backfills last_at from each topic\'s last message, and ma
   await app.db.query("INSERT INTO topics (name, last_id, last_at) VALUES ('old', 2, now()), ('older', 1, now())")
   await app.db.query(`INSERT INTO messages (topic, id, author_id, author, text, at) VALUES
     ('old', 1, $1, 'w', 'x', '2020-01-01T00:00:00Z'), ('old', 2, $1, 'w', 'x', '2020-01-02T00:00:00Z'), ('older', 1, $1, 'w', 'x', '2019-05-05T00:00:00Z')`, [id])
-  await app.db.query("INSERT INTO topic_members (topic, user_id, user_name, instances) VALUES ('occupied', $1, 'w', 1), ('abandoned', $1, 'w', 0)", [id])
-  const migration = readFileSync(join(migrationsFolder, '0005_topics_last_at.sql'), 'utf8').split('--> statement-breakpoint')
+  await app.db.query("INSERT INTO topic_presence (topic, user_id, user_name, instances) VALUES ('occupied', $1, 'w', 1), ('abandoned', $1, 'w', 0)", [id])
+  // 0007 renamed the table 0005 read: the statements run on today's schema.
+  const migration = readFileSync(join(migrationsFolder, '0005_topics_last_at.sql'), 'utf8').replaceAll('"topic_members"', '"topic_presence"').split('--> statement-breakpoint')
   for (const statement of migration.filter((text) => /^\s*(--.*\n)*\s*(UPDATE|INSERT)/.test(text))) await app.db.query(statement)
   const rows = await app.db.query<{ name: string, last_id: number, last_at: Date }>('SELECT name, last_id, last_at FROM topics ORDER BY name')
   t.same(rows.map((row) => [row.name, row.last_id, row.name === 'occupied' ? 'now' : row.last_at.toISOString()]), [
