@@ -7,6 +7,12 @@ import { byId } from './dom.js'
  * server's own limits, so that a mistake is named before anything is sent.
  */
 
+/** Refusals that need saying in other words than the server's: what to do next. */
+const refusals = new Map([
+  ['disabled', 'This account is disabled: an administrator has to enable it before you can log in.'],
+  ['registration_closed', 'Registration is closed here: an administrator can make an account for you.']
+])
+
 export class AuthView {
   /** @param {{ authenticated: (user: { id: number, name: string }) => void }} listeners */
   constructor (listeners) {
@@ -83,7 +89,7 @@ export class AuthView {
       this.passwordInput.value = ''
       this.listeners.authenticated(user)
     } catch (error) {
-      this.showError(error.message)
+      this.showError(refusals.get(error.code) ?? error.message)
       // The server does not say whether the name exists: the hint offers both readings.
       this.registerHint.hidden = !(action === 'login' && error.status === 401)
     } finally {

@@ -49,9 +49,9 @@ export class Composer {
     })
   }
 
-  /** @param {string} topic the open topic, named in the empty box */
-  showTopic (topic) {
-    this.input.placeholder = `Message #${topic}`
+  /** @param {string} label the open topic as the page names it (topic-label.js), in the empty box */
+  showTopic (label) {
+    this.input.placeholder = `Message ${label}`
   }
 
   focus () {

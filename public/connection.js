@@ -265,6 +265,11 @@ export class ChatSocket {
         this.sendPublishes()
         return
       }
+      case 'unsubscribed':
+        // Removed from a private topic: no longer held, so that being added again subscribes it again.
+        if (frame.reason === 'removed') this.topics.delete(frame.topic)
+        this.listeners.frame(frame)
+        return
       case 'error':
         if (frame.ref !== undefined && this.outbox.has(frame.ref)) this.publishRefused(frame)
         else if (frame.ref === undefined && this.asked.length > 0) this.subscribeRefused(frame)

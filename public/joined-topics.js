@@ -32,6 +32,9 @@ export class JoinedTopics {
     store.on('read', (topic) => { void this.sendRead(topic) })
     store.on('leave', (topic) => { this.listeners.socket()?.unsubscribe(topic) })
     store.on('reset', () => { this.readSent.clear() })
+    // A private topic or direct message the reader was added to: counted at once, and the
+    // server's list says who is in a direct message.
+    store.on('added', () => { void this.refresh().then((counted) => { this.subscribeJoined(counted) }) })
     setInterval(() => {
       if (this.store.reading && this.listeners.socket()?.open === true) void this.refresh().then((counted) => { this.subscribeJoined(counted) })
     }, refreshMs)

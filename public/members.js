@@ -1,16 +1,34 @@
 import { hueOf } from './message-log.js'
-import { byId } from './dom.js'
+import { byId, icon, messagePath } from './dom.js'
 
 /**
  * Who is here now in the open topic: the `present` list of its `subscribed` frame (the
  * reader included), kept up to date by `joined` and `left`, and its count on the button
- * that unfolds the list on narrow screens.
+ * that unfolds the list on narrow screens. Each other person has a button to start a direct
+ * message with them.
  */
 
 const byName = new Intl.Collator(undefined, { sensitivity: 'base', numeric: true })
 
+/**
+ * The button that starts a direct message with `name`, as the member lists show it.
+ * @param {string} name @param {(name: string) => void} message
+ */
+export function messageButton (name, message) {
+  const button = document.createElement('button')
+  button.type = 'button'
+  button.className = 'button ghost icon-button member-action'
+  button.title = `Message ${name}`
+  button.setAttribute('aria-label', `Message ${name}`)
+  button.append(icon(messagePath))
+  button.addEventListener('click', () => { message(name) })
+  return button
+}
+
 export class Members {
-  constructor () {
+  /** @param {{ message: (name: string) => void }} listeners message: start a direct message with someone here */
+  constructor (listeners) {
+    this.listeners = listeners
     this.panel = byId('members-panel')
     this.list = byId('members')
     this.counts = [byId('members-count'), byId('members-total')]
@@ -72,6 +90,8 @@ export class Members {
         you.className = 'member-you'
         you.textContent = '(you)'
         item.append(' ', you)
+      } else {
+        item.append(messageButton(name, this.listeners.message))
       }
       return item
     }))

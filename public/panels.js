@@ -56,9 +56,9 @@ export class Panels {
     this.update()
   }
 
-  /** A topic was chosen by name: the list folds away if it lay over the log. */
+  /** A topic was chosen (by name, a form, or a person to message): a list over the log folds away. */
   topicChosen () {
-    if (this.over(this.topics)) this.close(this.topics)
+    this.closeOver()
   }
 
   /** @private */

@@ -18,6 +18,23 @@ export const storage = {
 }
 
 /**
+ * The list of strings kept under the first of `keys` that holds one, keeping only those
+ * `valid` accepts; empty when none does (a damaged list starts afresh).
+ * @param {string[]} keys
+ * @param {(value: string) => boolean} valid
+ * @returns {string[]}
+ */
+export function storedList (keys, valid) {
+  for (const key of keys) {
+    try {
+      const values = JSON.parse(storage.get(key) ?? 'null')
+      if (Array.isArray(values)) return values.filter((value) => typeof value === 'string' && valid(value))
+    } catch { /* the next key, or nothing */ }
+  }
+  return []
+}
+
+/**
  * Set while this browser probably holds a session, so that a first visit shows the form
  * without asking /api/me (whose 401 the browser would log as an error in the console).
  */

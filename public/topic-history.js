@@ -2,6 +2,7 @@ import { historyLimit, maxPageSize } from '/protocol.js'
 import { olderMessages } from './api.js'
 import { CatchUp } from './catch-up.js'
 import { byId } from './dom.js'
+import { isDirect, topicLabel } from './topic-label.js'
 
 /**
  * The open topic's history in the log: what `subscribed` frames and live messages bring,
@@ -85,8 +86,10 @@ export class TopicHistory {
     this.loadOlderButton.disabled = this.loadingOlder
     this.loadOlderButton.textContent = this.loadingOlder ? 'Loading older messages…' : 'Load older messages'
     this.historyStart.hidden = !this.loaded || !this.reachedStart || !hasMessages
-    this.historyStart.textContent = `This is the start of #${this.store.open}.`
-    this.emptyHint.textContent = this.loaded ? `No messages in #${this.store.open} yet. Say hello!` : 'Loading messages…'
+    const label = topicLabel(this.store, this.store.open)
+    const direct = isDirect(this.store, this.store.open)
+    this.historyStart.textContent = direct ? `This is the start of your messages with ${label}.` : `This is the start of ${label}.`
+    this.emptyHint.textContent = !this.loaded ? 'Loading messages…' : direct ? `No messages with ${label} yet. Say hello!` : `No messages in ${label} yet. Say hello!`
   }
 
   /** @private */

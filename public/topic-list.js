@@ -1,24 +1,17 @@
 import { defaultTopic, maxUnreadCount } from '/protocol.js'
-import { byId } from './dom.js'
+import { byId, crossPath, icon, lockPaths } from './dom.js'
+import { isDirect, isPrivate, topicLabel } from './topic-label.js'
 
 /**
  * The topic list, a view of the store (topic-store.js): the topics the reader has joined,
- * each with its unread count, and the other topics of the server, most recently active
+ * each with its unread count (a private one with a lock), the direct messages apart, under
+ * the names of the people in them, and the other topics of the server, most recently active
  * first; the total is in the tab's title and on the button that unfolds the list. A joined
- * topic but the default one has a button to leave it.
+ * public topic but the default one has a button to leave it here (a private one is left in
+ * its member list, on the server).
  */
 
-/** The × of a close button, as in index.html. */
-function crossIcon () {
-  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg')
-  svg.setAttribute('class', 'icon')
-  svg.setAttribute('viewBox', '0 0 24 24')
-  svg.setAttribute('aria-hidden', 'true')
-  const path = document.createElementNS('http://www.w3.org/2000/svg', 'path')
-  path.setAttribute('d', 'M6 6l12 12M18 6L6 18')
-  svg.append(path)
-  return svg
-}
+const byName = new Intl.Collator(undefined, { sensitivity: 'base', numeric: true })
 
 /** An unread count as shown: the server stops counting at maxUnreadCount. */
 function countText (count) {
@@ -30,6 +23,8 @@ export class TopicList {
   constructor (store) {
     this.store = store
     this.joinedList = byId('joined-topics')
+    this.directList = byId('dm-topics')
+    this.directHeading = byId('dm-topics-heading')
     this.moreList = byId('more-topics')
     this.moreHeading = byId('more-topics-heading')
     this.totalBadge = byId('topics-unread')
@@ -42,7 +37,14 @@ export class TopicList {
   /** @private The lists, the total in the title and on the button that unfolds the list. */
   render () {
     const { store } = this
-    this.renderList(this.joinedList, store.joinedNames(), true)
+    const joined = store.joinedNames()
+    this.renderList(this.joinedList, joined.filter((name) => !isDirect(store, name)), true)
+    const direct = joined.filter((name) => isDirect(store, name))
+      .map((name) => ({ name, label: topicLabel(store, name) }))
+      .sort((a, b) => byName.compare(a.label, b.label))
+      .map(({ name }) => name)
+    this.renderList(this.directList, direct, true)
+    this.directHeading.hidden = direct.length === 0
     const more = store.listed.filter((name) => !store.joined.has(name))
     this.renderList(this.moreList, more, false)
     this.moreHeading.hidden = more.length === 0
@@ -50,7 +52,7 @@ export class TopicList {
     const total = store.totalUnread
     this.totalBadge.hidden = total === 0
     this.totalCount.textContent = countText(total)
-    if (store.open !== '') document.title = `${total > 0 ? `(${countText(total)}) ` : ''}#${store.open} · Canopy`
+    if (store.open !== '') document.title = `${total > 0 ? `(${countText(total)}) ` : ''}${topicLabel(store, store.open)} · Canopy`
   }
 
   /** @private Puts the items of `names` in `list`, in order, moving only those out of place. */
@@ -78,11 +80,14 @@ export class TopicList {
     link.href = `#${name}`
     link.className = 'topic-link'
     link.dataset.topic = name
+    const lock = document.createElement('span')
+    lock.className = 'topic-lock'
+    const lockText = document.createElement('span')
+    lockText.className = 'visually-hidden'
+    lockText.textContent = 'Private: '
+    lock.append(icon(...lockPaths), lockText)
     const label = document.createElement('span')
     label.className = 'topic-name'
-    label.textContent = `#${name}`
-    // Cut with an ellipsis when long: the whole name shows on hover.
-    label.title = `#${name}`
     const badge = document.createElement('span')
     badge.className = 'badge'
     const count = document.createElement('span')
@@ -90,13 +95,13 @@ export class TopicList {
     unread.className = 'visually-hidden'
     unread.textContent = ' unread'
     badge.append(count, unread)
-    link.append(label, badge)
+    link.append(lock, label, badge)
     const leave = document.createElement('button')
     leave.type = 'button'
     leave.className = 'button ghost icon-button topic-leave'
     leave.title = `Leave #${name}`
     leave.setAttribute('aria-label', `Leave #${name}`)
-    leave.append(crossIcon())
+    leave.append(icon(crossPath))
     leave.addEventListener('click', () => { this.leaveFrom(item, name) })
     item.append(link, leave)
     this.items.set(name, item)
@@ -119,8 +124,14 @@ export class TopicList {
     if (name === this.store.open) link.setAttribute('aria-current', 'page')
     else link.removeAttribute('aria-current')
     link.classList.toggle('has-unread', unread > 0)
+    const [lock, label] = /** @type {HTMLElement[]} */ ([...link.children])
+    const direct = isDirect(this.store, name)
+    lock.hidden = direct || !isPrivate(this.store, name)
+    const text = topicLabel(this.store, name)
+    // Cut with an ellipsis when long: the whole name shows on hover.
+    if (label.textContent !== text) label.textContent = label.title = text
     const leave = /** @type {HTMLButtonElement} */ (item.lastElementChild)
-    leave.hidden = !counted || name === defaultTopic
+    leave.hidden = !counted || name === defaultTopic || isPrivate(this.store, name)
     const badge = /** @type {HTMLElement} */ (link.lastElementChild)
     const count = /** @type {HTMLElement} */ (badge.firstElementChild)
     badge.hidden = unread === 0

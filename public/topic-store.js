@@ -1,5 +1,5 @@
 import { defaultTopic, maxJoinedTopics, maxListedTopics, maxUnreadCount, topicPattern } from '/protocol.js'
-import { storage } from './storage.js'
+import { storage, storedList } from './storage.js'
 
 /**
  * The page's state, with one owner: the open topic, the topics the reader has joined, the
@@ -13,7 +13,10 @@ import { storage } from './storage.js'
  * unread until it is open in a visible tab. Public topics have no membership on the server,
  * so leaving one is this browser's: it moves to the other topics and is no longer joined by
  * the read position the server keeps for it, until the reader opens it here again. The
- * default topic, where the page starts, cannot be left.
+ * default topic, where the page starts, cannot be left. A private topic or a direct message is
+ * joined while the reader is one of its members: the server lists it, `added` brings it at
+ * once, and it goes when the reader leaves it or is removed (`removed`); it is never left
+ * here only.
  *
  * Opening a topic with unread messages draws a line where they begin (the `unread-line`
  * event): after the read position the server had before the page moved it, so after a reload
@@ -24,6 +27,9 @@ import { storage } from './storage.js'
  * - `leave` (topic): the reader left a joined topic
  * - `unread-line` (topic, readId): the open topic's unread messages begin after message readId
  * - `read` (topic): the reader has seen `topic` up to `counts(topic).readTo`: the server is to be told
+ * - `added` (topic, by): `by` made the reader a member of the private topic or direct message `topic`
+ * - `removed` (topic, reason, wasOpen): the reader is no longer a member of `topic` ('removed',
+ *   'left', or 'forbidden': never was); if it was open, the default topic is open now
  * - `reset` (): logged out; nothing is known any more
  * - `change` (): something shown changed (the lists, a count, the open topic)
  */
@@ -44,16 +50,15 @@ const leftTopicsKey = 'canopy.leftTopics'
  * @property {number} readTo the newest message the reader has been shown
  */
 
-/** The first of these keys that holds a list of topic names. */
-function storedTopics (...keys) {
-  for (const key of keys) {
-    try {
-      const topics = JSON.parse(storage.get(key) ?? 'null')
-      if (Array.isArray(topics)) return topics.filter((topic) => typeof topic === 'string' && topicPattern.test(topic))
-    } catch { /* a damaged list starts afresh */ }
-  }
-  return []
-}
+/**
+ * @typedef {object} TopicInfo what the server said of a topic beyond its messages
+ * @property {'public' | 'private'} visibility
+ * @property {'dm'} [kind] 'dm' for a direct message
+ * @property {string[]} [members] a direct message's members, the reader included
+ */
+
+/** The topic names kept under the first of `keys` that holds a list. */
+const storedTopics = (...keys) => storedList(keys, (topic) => topicPattern.test(topic))
 
 export class TopicStore {
   /** @param {{ visible: boolean }} options visible: the tab is shown now */
@@ -81,6 +86,10 @@ export class TopicStore {
     this.listedOnce = false
     /** @type {string | undefined} the open topic, whose unread line waits for the server's read position */
     this.lineAwaited = undefined
+    /** The reader's name, set once logged in; '' while logged out. */
+    this.reader = ''
+    /** @type {Map<string, TopicInfo>} */
+    this.infos = new Map()
   }
 
   /** Calls `listener` on each `event` (see above). */
@@ -127,9 +136,43 @@ export class TopicStore {
     return [...this.joined].sort()
   }
 
+  /** What the server said of `topic` (it created it, started a direct message). @param {Partial<TopicInfo>} info */
+  describe (topic, info) {
+    this.infos.set(topic, { visibility: 'public', ...this.infos.get(topic), ...info })
+    this.emit('change')
+  }
+
+  /** `by` made the reader a member of `topic`: joined at once. */
+  added (topic, by) {
+    this.infos.set(topic, { ...this.infos.get(topic), visibility: 'private' })
+    this.join(topic)
+    this.emit('added', topic, by)
+    this.emit('change')
+  }
+
+  /**
+   * The reader is no longer a member of `topic` (the `removed` event). Told twice (the answer
+   * to the reader's own leave, then the server's frame), it acts once.
+   * @param {string} topic @param {'removed' | 'left' | 'forbidden'} reason
+   */
+  removed (topic, reason) {
+    const wasOpen = topic === this.open
+    if (topic === defaultTopic || (!wasOpen && !this.joined.has(topic) && !this.infos.has(topic))) return
+    this.joined.delete(topic)
+    this.persist()
+    this.topics.delete(topic)
+    this.infos.delete(topic)
+    this.listed = this.listed.filter((name) => name !== topic)
+    if (wasOpen) this.openTopic(defaultTopic)
+    this.emit('removed', topic, reason, wasOpen)
+    this.emit('change')
+  }
+
   /** Logged out: no topic is open, nothing is known, and this browser forgets the topics joined. */
   reset () {
     this.topics.clear()
+    this.infos.clear()
+    this.reader = ''
     this.joined = new Set([defaultTopic])
     this.left.clear()
     this.listed = []
@@ -180,7 +223,7 @@ export class TopicStore {
    * @param {string} topic
    */
   leave (topic) {
-    if (topic === defaultTopic || !this.joined.delete(topic)) return
+    if (topic === defaultTopic || this.infos.get(topic)?.visibility === 'private' || !this.joined.delete(topic)) return
     this.left.add(topic)
     this.persist()
     const counts = this.topics.get(topic)
@@ -219,11 +262,14 @@ export class TopicStore {
   /**
    * The server's list of topics (GET /api/topics), with the reader's unread counts. Counts
    * made here since the server's last answer are kept for the messages it did not know of yet.
-   * @param {Array<{ name: string, lastId: number, unread: number }>} topics
+   * Each private topic and direct message listed is one the reader is a member of: joined.
+   * @param {Array<{ name: string, lastId: number, unread: number } & Partial<TopicInfo>>} topics
    */
   listing (topics) {
     this.listed = topics.map((topic) => topic.name)
     for (const topic of topics) {
+      if (topic.visibility !== undefined) this.infos.set(topic.name, { visibility: topic.visibility, kind: topic.kind, members: topic.members })
+      if (topic.visibility === 'private') this.join(topic.name)
       const counts = this.counts(topic.name)
       // A count the server capped says only that the position is further back than the messages counted.
       // A topic never read has none: all of it is new, and no line is drawn.
