@@ -58,7 +58,7 @@ const notice = new PageNotice()
 const privateTopics = new PrivateTopics(store, { notice, opened: topicChosen, sessionEnded })
 const startDirectMessage = (name) => { void privateTopics.message(name) }
 const members = new Members({ message: startDirectMessage })
-const roster = new Roster(store, { privateTopics, message: startDirectMessage, sessionEnded })
+const roster = new Roster(store, { privateTopics, message: startDirectMessage, left: topicChosen, sessionEnded })
 const adminUsers = new AdminUsers({ sessionEnded })
 const account = new Account({ openUsers: () => { adminUsers.open() } })
 const picker = new TopicPicker(store, { joined: topicChosen })

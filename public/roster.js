@@ -30,8 +30,9 @@ export class Roster {
    * @param {{
    *   privateTopics: import('./private-topics.js').PrivateTopics,
    *   message: (name: string) => void,
+   *   left: () => void,
    *   sessionEnded: () => void
-   * }} listeners message: start a direct message with a member
+   * }} listeners message: start a direct message with a member; left: the reader left the topic
    */
   constructor (store, listeners) {
     this.store = store
@@ -214,7 +215,9 @@ export class Roster {
     } catch (error) {
       if (error.status === 401) this.listeners.sessionEnded()
       else if (topic === this.topic) this.showError(explain(error, topic, this.store.reader))
+      return
     }
+    this.listeners.left()
   }
 
   /** @private @param {string} message @param {boolean} [ofName] the name typed is what is wrong */

@@ -114,3 +114,15 @@ export async function openTopicList (page: Page): Promise<void> {
   if (await toggle.isVisible() && await toggle.getAttribute('aria-expanded') === 'false') await toggle.click()
   await page.locator('#topics-panel').waitFor()
 }
+
+/** Unfolds the member list (who is here, and a private topic's members) where the screen is too narrow to show it beside the log. */
+export async function openMemberList (page: Page): Promise<void> {
+  const toggle = page.locator('#members-toggle')
+  if (await toggle.getAttribute('aria-expanded') === 'false') await toggle.click()
+  await page.locator('#members-panel').waitFor()
+}
+
+/** The line above the log that tells what happened to the reader's topics, once it says `text`. */
+export async function waitForNotice (page: Page, text: string | RegExp): Promise<void> {
+  await page.locator('#page-notice-text').getByText(text).waitFor()
+}
