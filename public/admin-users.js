@@ -66,6 +66,8 @@ export class AdminUsers {
   /** @private The page of users after `after` (the first page when undefined), added to the list. */
   async loadPage (after) {
     const load = after === undefined ? ++this.loads : this.loads
+    // Checked first: a button being disabled may lose the focus.
+    const moreFocused = after !== undefined && document.activeElement === this.more
     if (after === undefined) {
       this.users = []
       this.more.hidden = true
@@ -87,6 +89,8 @@ export class AdminUsers {
     this.users.push(...users)
     this.render()
     this.more.hidden = users.length < usersPageSize
+    // More may be gone: the keyboard goes on from the first user it brought.
+    if (moreFocused && users.length > 0) /** @type {HTMLElement | null} */ (this.list.children[this.users.length - users.length]?.querySelector('button'))?.focus()
   }
 
   /** @private */

@@ -121,7 +121,10 @@ if (chromiumPath === undefined) {
     await t.test('an administrator pages through the users', async (t) => {
       pages.phase = 'users'
       await adminPage.getByRole('button', { name: 'Account', exact: true }).click()
-      await adminPage.getByRole('dialog', { name: 'Account' }).getByRole('button', { name: 'Users', exact: true }).click()
+      const users = adminPage.getByRole('dialog', { name: 'Account' }).getByRole('button', { name: 'Users', exact: true })
+      await users.waitFor()
+      await screenshot(adminPage, `${screenshotDir}/account-narrow-dark.png`)
+      await users.click()
       await usersDialog.waitFor()
       await adminPage.waitForFunction(() => document.querySelectorAll('#users-list .user-row').length === 100, undefined, { timeout: waitMs })
       const more = usersDialog.getByRole('button', { name: 'More', exact: true })
@@ -132,6 +135,9 @@ if (chromiumPath === undefined) {
       await adminPage.waitForFunction(() => document.querySelectorAll('#users-list .user-row').length === 102, undefined, { timeout: waitMs })
       await more.waitFor({ state: 'hidden' })
       t.pass('More brings the rest, then goes')
+      t.equal(await adminPage.evaluate(() => document.activeElement?.getAttribute('aria-label')), `Disable ${fillerPrefix}_098`,
+        'the focus goes to the first user More brought')
+      await usersDialog.evaluate((dialog) => { dialog.scrollTop = 0 })
       await screenshot(adminPage, `${screenshotDir}/users-narrow-dark.png`)
       await adminPage.emulateMedia({ colorScheme: 'light' })
       await screenshot(adminPage, `${screenshotDir}/users-narrow-light.png`)

@@ -137,7 +137,7 @@ if (chromiumPath === undefined) {
 
       await openTopicList(bobPage)
       t.ok(await bobsLink.locator('.topic-lock').isVisible(), 'with a lock')
-      const cut = await bobsLink.locator('.topic-name').evaluate((label) => ({ cut: label.scrollWidth > label.clientWidth, title: label.title }))
+      const cut = await bobsLink.locator('.topic-name').evaluate((label: HTMLElement) => ({ cut: label.scrollWidth > label.clientWidth, title: label.title }))
       t.same(cut, { cut: true, title: `#${secret}` }, 'its long name is cut at 360 px and whole on hover')
       await screenshot(bobPage, `${screenshotDir}/private-topic-added-narrow-dark.png`)
       await bobsLink.click()
