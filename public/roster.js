@@ -127,15 +127,19 @@ export class Roster {
       const label = document.createElement('span')
       label.className = 'member-name'
       label.textContent = label.title = name
-      item.append(avatar, label)
+      // The name and, under it, the role: the name keeps the width of the row but its buttons.
+      const who = document.createElement('span')
+      who.className = 'member-who'
       const mine = name.toLowerCase() === me
       if (owner && !mine) {
-        item.append(this.roleChoice(name, role), messageButton(name, this.listeners.message), this.removeButton(name))
+        who.append(label, this.roleChoice(name, role))
+        item.append(avatar, who, messageButton(name, this.listeners.message), this.removeButton(name))
       } else {
         const roleText = document.createElement('span')
         roleText.className = 'member-role'
         roleText.textContent = mine ? `${role}, you` : role
-        item.append(roleText)
+        who.append(label, roleText)
+        item.append(avatar, who)
         if (!mine) item.append(messageButton(name, this.listeners.message))
       }
       return item

@@ -131,6 +131,7 @@ if (chromiumPath === undefined) {
       await add.press('Enter')
       await waitForRoster(alicePage, [alice.username, bob.username].sort())
       t.equal(await add.inputValue(), '', 'the form is ready for the next name')
+      await screenshot(alicePage, `${screenshotDir}/private-owner-wide-light.png`)
       await bobsLink.waitFor({ state: 'attached' })
       await waitForNotice(bobPage, `${alice.username} added you to #${secret}.`)
       t.pass('bob\'s list has the topic, and his page says who added him')
