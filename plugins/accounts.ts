@@ -2,20 +2,29 @@ import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import type { Static, TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { HttpError } from '../src/errors.js'
-import { Credentials, LoginBody, LogoutBody, maxPasswordChars, MeBody, minPasswordChars, UserBody } from '../src/protocol.js'
+import { Credentials, LoginBody, LogoutBody, maxPasswordChars, MeBody, minPasswordChars, PasswordChange, UserBody } from '../src/protocol.js'
 import { hashPassword, verifyPassword } from '../src/passwords.js'
-import { createUser, findUserByName, type User } from '../src/users.js'
+import { changePassword, createUser, findUserByName, passwordHashOf, standingOf, type User } from '../src/users.js'
 import { maxSessionsPerUser } from '../src/session-store.js'
 import { loginLimits, registrationLimits } from '../src/attempt-limiter.js'
 import { newWsTicket } from '../src/tickets.js'
 import type { AuthOutcome } from './metrics.js'
 
-/** Says in words which rule a registration broke, rather than the validator's pattern. */
-function registrationError (errors: Array<{ instancePath: string }>): Error {
+const passwordRule = `A password is ${minPasswordChars} to ${maxPasswordChars} characters`
+
+/**
+ * Says in words which rule a registration broke, rather than the validator's pattern; an
+ * administrator's POST /api/admin/users says the same.
+ */
+export function registrationError (errors: Array<{ instancePath: string }>): Error {
   const fields = new Set(errors.map((error) => error.instancePath))
   if (fields.has('/username')) return new Error('A name is 3 to 32 characters: letters, digits, _ . or -')
-  if (fields.has('/password')) return new Error(`A password is ${minPasswordChars} to ${maxPasswordChars} characters`)
+  if (fields.has('/password')) return new Error(passwordRule)
   return new Error('Send {"username","password"} as JSON')
+}
+
+function passwordChangeError (errors: Array<{ instancePath: string }>): Error {
+  return new Error(errors.some((error) => error.instancePath === '/new') ? `The new password: ${passwordRule.toLowerCase()}` : 'Send {"current","new"} as JSON')
 }
 
 const invalidCredentials = (): HttpError => new HttpError(401, 'invalid_credentials', 'Unknown name or wrong password')
@@ -32,10 +41,10 @@ function authEvent (request: FastifyRequest, outcome: AuthOutcome, fields: Recor
   request.log.info({ auth: outcome, ...fields, address: request.ip }, `auth: ${outcome}`)
 }
 
-/** Register, log in, log out and who-am-I, on the HTTP session. */
+/** Register, log in, log out, who-am-I and the password change, on the HTTP session. */
 export default fp(async function accounts (fastify) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
-  const { loginAttemptsPerMinute, registerAttemptsPerHour } = fastify.config
+  const { loginAttemptsPerMinute, registerAttemptsPerHour, registration } = fastify.config
   const sessionEnded = (sessionId: string): void => { fastify.sessionEnded(sessionId) }
 
   const startSession = async (request: FastifyRequest, user: User): Promise<void> => {
@@ -65,8 +74,15 @@ export default fp(async function accounts (fastify) {
     }
   }
 
+  /** REGISTRATION=closed: refused before the body is read, and not counted. */
+  const requireOpenRegistration = async (): Promise<void> => {
+    if (registration === 'closed') {
+      throw new HttpError(403, 'registration_closed', 'Registration is closed on this server: an administrator creates accounts')
+    }
+  }
+
   app.post('/api/register', {
-    onRequest: requireSecureTransport,
+    onRequest: [requireSecureTransport, requireOpenRegistration],
     schema: { body: Credentials, response: { 201: UserBody } },
     schemaErrorFormatter: registrationError,
     // After validation: a body refused with 400 costs no password hash, so it is not counted.
@@ -99,6 +115,11 @@ export default fp(async function accounts (fastify) {
       authEvent(request, 'failed', { user: username })
       throw invalidCredentials()
     }
+    // Only after the password: a wrong one says nothing of whether the account is disabled.
+    if (found.disabled) {
+      authEvent(request, 'failed', { user: found.name, reason: 'disabled' })
+      throw new HttpError(403, 'disabled', 'This account is disabled by an administrator')
+    }
     const user = { id: found.id, name: found.name }
     await startSession(request, user)
     authEvent(request, 'login', { user: user.name })
@@ -127,9 +148,34 @@ export default fp(async function accounts (fastify) {
 
   app.get('/api/me', { schema: { response: { 200: MeBody } }, preHandler: fastify.requireUser }, async (request, reply) => {
     const user = request.user as User
+    // Read on every call, never kept in the session: a grant or a revoke shows at once.
+    const standing = await standingOf(fastify.db, user.id)
+    if (standing === undefined || standing.disabled) throw new HttpError(401, 'unauthorized', 'Log in first')
     request.session.wsTicket ??= newWsTicket()
     // The ticket is a secret: no cache along the way may keep a copy.
     void reply.header('cache-control', 'no-store')
-    return { user, wsTicket: request.session.wsTicket }
+    return { user: { ...user, admin: standing.admin }, wsTicket: request.session.wsTicket }
+  })
+
+  app.post('/api/password', {
+    schema: { body: PasswordChange },
+    schemaErrorFormatter: passwordChangeError,
+    // A wrong current password is a guess like a failed login: counted by the same limits,
+    // under the user's name, so a stolen session cannot try passwords faster than a login can.
+    preHandler: [fastify.requireUser, fastify.limitAttempts({
+      limitsOf: (request) => loginLimits({ ip: request.ip, name: (request.user as User).name, attemptsPerMinute: loginAttemptsPerMinute }),
+      onLimited: (request) => { authEvent(request, 'limited', { attempt: 'password', user: request.user?.name }) }
+    })]
+  }, async (request, reply) => {
+    const user = request.user as User
+    const { current, new: password } = request.body
+    if (!await verifyPassword(await passwordHashOf(fastify.db.orm, user.id), current)) {
+      authEvent(request, 'failed', { attempt: 'password', user: user.name })
+      throw new HttpError(401, 'invalid_credentials', 'The current password is wrong')
+    }
+    const ended = await changePassword(fastify.db, { userId: user.id, passwordHash: await hashPassword(password), keepSessionId: request.session.sessionId })
+    for (const sessionId of ended) sessionEnded(sessionId)
+    request.log.info({ auth: 'password', user: user.name, address: request.ip, sessions: ended.length }, 'auth: password changed')
+    return await reply.code(204).send()
   })
 }, { name: 'accounts', fastify: '5.x', dependencies: ['config', 'database', 'session', 'rate-limit', 'metrics'] })

@@ -14,6 +14,7 @@ import security from '../plugins/security.js'
 import rateLimit from '../plugins/rate-limit.js'
 import session from '../plugins/session.js'
 import accounts from '../plugins/accounts.js'
+import adminApi from '../plugins/admin-api.js'
 import shutdown from '../plugins/shutdown.js'
 import health from '../plugins/health.js'
 import metrics from '../plugins/metrics.js'
@@ -155,6 +156,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(rateLimit)
   await app.register(session)
   await app.register(accounts)
+  await app.register(adminApi)
   await app.register(health)
   await app.register(websocket)
   await app.register(topicBus)

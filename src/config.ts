@@ -6,6 +6,9 @@ import envSchema from 'env-schema'
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 type LogLevel = typeof logLevels[number]
+const registrations = ['open', 'closed'] as const
+/** `open`: anyone may register; `closed`: only administrators create accounts (POST /api/admin/users). */
+export type Registration = typeof registrations[number]
 
 /** Every variable of the configuration table (README.md, Configuration), with its default. */
 const EnvSchema = Type.Object({
@@ -34,7 +37,8 @@ const EnvSchema = Type.Object({
   HISTORY_READ_BURST: Type.Integer({ minimum: 1, default: 100 }),
   PRESENCE_TTL: Type.Number({ minimum: 1, maximum: 3600, default: 30 }),
   PRESENCE_GRACE: Type.Number({ minimum: 0, maximum: 3600, default: 5 }),
-  TOPIC_CREATE_RATE: Type.Integer({ minimum: 1, default: 60 })
+  TOPIC_CREATE_RATE: Type.Integer({ minimum: 1, default: 60 }),
+  REGISTRATION: Type.Unsafe<Registration>({ type: 'string', enum: registrations, default: 'open' })
 })
 type Env = Static<typeof EnvSchema>
 
@@ -79,6 +83,8 @@ export interface Config {
   presenceGraceSeconds: number
   /** New topics one user may bring into being per hour, across all instances. */
   topicCreatesPerHour: number
+  /** Whether POST /api/register is open to anyone, or closed: accounts are made by administrators. */
+  registration: Registration
   /**
    * The bounds of the 5 s guarantee (a publish not committed in time answers `unavailable`),
    * never read from the environment: undefined is the guarantee's own, 1 s in the publish
@@ -169,7 +175,8 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
     historyReadsBurst: parsed.HISTORY_READ_BURST,
     presenceTtlSeconds: parsed.PRESENCE_TTL,
     presenceGraceSeconds: parsed.PRESENCE_GRACE,
-    topicCreatesPerHour: parsed.TOPIC_CREATE_RATE
+    topicCreatesPerHour: parsed.TOPIC_CREATE_RATE,
+    registration: parsed.REGISTRATION
   }
 }
 

@@ -157,7 +157,8 @@ export type ErrorFrame = Static<typeof ErrorFrame>
 
 export const User = Type.Object({ id: Type.Integer(), name: Type.String() })
 export const UserBody = Type.Object({ user: User })
-export const MeBody = Type.Object({ user: User, wsTicket: Type.String() })
+/** GET /api/me: the user, with whether they are an administrator (read fresh on every call). */
+export const MeBody = Type.Object({ user: Type.Object({ id: Type.Integer(), name: Type.String(), admin: Type.Boolean() }), wsTicket: Type.String() })
 /** Registration: the rules a name and a password must keep. */
 export const Credentials = Type.Object({
   username: Type.String({ pattern: namePattern.source }),
@@ -175,6 +176,18 @@ export const LoginBody = Type.Object({
 export const LogoutBody = Type.Union([Type.Null(), Type.Object({
   everywhere: Type.Optional(Type.Boolean())
 }, { additionalProperties: false })])
+/** POST /api/password: the current password (a wrong one is 401, not 400) and the new one, by the rules of register. */
+export const PasswordChange = Type.Object({
+  current: Type.String({ minLength: 1, maxLength: 1024 }),
+  new: Type.String({ format: 'password' })
+}, { additionalProperties: false })
+/** Users per page of GET /api/admin/users. */
+export const usersPageSize = 100
+/** GET /api/admin/users?after=NAME: the users after that name (without regard to case); none, from the first. */
+export const UsersQuery = Type.Object({ after: Type.Optional(Type.String({ maxLength: 64 })) })
+export const UserSummary = Type.Object({ name: Type.String(), admin: Type.Boolean(), disabled: Type.Boolean(), createdAt: Type.String() })
+export const UsersBody = Type.Object({ users: Type.Array(UserSummary) })
+export const UserNameParams = Type.Object({ name: Type.String() })
 export const TopicParams = Type.Object({ topic: Type.String() })
 export const PageQuery = Type.Object({
   before: Type.Optional(MessageId),

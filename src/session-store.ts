@@ -2,7 +2,7 @@ import type { SessionStore } from '@fastify/session'
 import type { Session } from 'fastify'
 import { eq, getTableName, lte, sql } from 'drizzle-orm'
 import type { Database } from './db/database.js'
-import { sessions } from './db/schema.js'
+import { sessions, users } from './db/schema.js'
 import { HttpError } from './errors.js'
 
 /**
@@ -25,11 +25,19 @@ const unavailable = (error: unknown): HttpError =>
   Object.assign(new HttpError(503, 'unavailable', 'The session store is unreachable; try again'), { cause: error })
 
 /**
+ * A session of a disabled user is no session. Disabling a user deletes their sessions, but a
+ * login that checked the user a moment before may store one after: this refuses it, at the
+ * cost of one lookup by primary key.
+ */
+const ofNoDisabledUser = `NOT EXISTS (SELECT 1 FROM ${getTableName(users)} u
+  WHERE u.${users.id.name} = ${getTableName(sessions)}.${sessions.userId.name} AND u.${users.disabledAt.name} IS NOT NULL)`
+
+/**
  * The read every request and every WebSocket connect makes: a named statement, prepared once
  * per connection, without building the query anew each time.
  */
 const readSessionSql = `SELECT ${sessions.data.name} AS data FROM ${getTableName(sessions)}
-  WHERE ${sessions.sid.name} = $1 AND ${sessions.expiresAt.name} > now()`
+  WHERE ${sessions.sid.name} = $1 AND ${sessions.expiresAt.name} > now() AND ${ofNoDisabledUser}`
 
 /** Session ids per statement of the session check (one array parameter each). */
 const stillValidSliceSize = 10_000
@@ -39,7 +47,7 @@ const stillValidSliceSize = 10_000
  * instance may hold the sockets of more sessions than that.
  */
 const stillValidSql = `SELECT ${sessions.sid.name} AS sid FROM ${getTableName(sessions)}
-  WHERE ${sessions.sid.name} = ANY($1::text[]) AND ${sessions.expiresAt.name} > now()`
+  WHERE ${sessions.sid.name} = ANY($1::text[]) AND ${sessions.expiresAt.name} > now() AND ${ofNoDisabledUser}`
 
 /**
  * A user's sessions but the `keep` newest. Every session lives sessionMaxAgeMs from its
@@ -52,8 +60,8 @@ const endOldestSql = `DELETE FROM ${getTableName(sessions)} WHERE ${sessions.sid
 
 /**
  * @fastify/session's store, kept in Postgres: a login is valid on every instance on the
- * same database and survives restarts. Expired rows are never returned and are deleted by
- * deleteExpired().
+ * same database and survives restarts. Expired rows, and the sessions of a disabled user,
+ * are never returned; expired rows are deleted by deleteExpired().
  */
 export class PostgresSessionStore implements SessionStore {
   constructor (private readonly db: Database, private readonly defaultMaxAgeMs: number) {}
@@ -76,7 +84,7 @@ export class PostgresSessionStore implements SessionStore {
   }
 
   /**
-   * Of these session ids, the ones still valid (stored, not expired). Asked in slices, so
+   * Of these session ids, the ones still valid (stored, not expired, not a disabled user's). Asked in slices, so
    * that no one statement of an instance with very many sockets nears the statement bound.
    */
   async stillValid (sids: readonly string[]): Promise<Set<string>> {

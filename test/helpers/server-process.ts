@@ -17,7 +17,8 @@ export interface LogLine {
 
 /**
  * A command of the repository as npm runs it (from source, through tsx): by default the
- * server entry point, as `npm start`; src/cli/migrate.ts is `npm run db:migrate`. Its log is
+ * server entry point, as `npm start`; src/cli/migrate.ts is `npm run db:migrate`,
+ * src/cli/admin.ts with its `args` `npm run admin -- …`. Its log is
  * read line by line as it writes it: tests wait for a line to appear, never for time to pass.
  * A line that is not JSON is kept apart, so a test can say the log is JSON throughout.
  * Killed when the test ends, if it has not exited by then.
@@ -33,8 +34,8 @@ export class ServerProcess {
   private readonly waiters: Array<() => void> = []
   private ended = false
 
-  constructor (t: TestContext, env: Record<string, string>, options: { script?: string } = {}) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', options.script ?? 'server/server.ts'], {
+  constructor (t: TestContext, env: Record<string, string>, options: { script?: string, args?: string[] } = {}) {
+    this.child = spawn(process.execPath, ['--import', 'tsx', options.script ?? 'server/server.ts', ...options.args ?? []], {
       env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', PORT: '0', KEEPALIVE_INTERVAL: '0', DATA_DIR: tempDir(t), ...env },
       stdio: ['ignore', 'pipe', 'pipe']
     })

@@ -22,7 +22,7 @@ forEachEngine(t, async (t, env) => {
     t.notOk(cookie?.secure, 'not Secure outside production')
     const me = await app.inject({ url: '/api/me', headers: { cookie: sessionCookie(response) } })
     t.equal(me.statusCode, 200)
-    t.same(me.json().user, body.user)
+    t.same(me.json().user, { ...body.user, admin: false }, 'the user, and not an administrator')
     t.match(me.json().wsTicket, /^[A-Za-z0-9_-]{20,}$/)
   })
 

@@ -19,6 +19,7 @@ t.test('defaults follow the SPEC', async (t) => {
   t.equal(config.loginAttemptsPerMinute, 10)
   t.equal(config.registerAttemptsPerHour, 20)
   t.equal(config.production, false)
+  t.equal(config.registration, 'open')
 })
 
 t.test('values are read and coerced from strings', async (t) => {
@@ -29,7 +30,8 @@ t.test('values are read and coerced from strings', async (t) => {
     ALLOWED_ORIGINS: 'https://a.example, http://b.example:8080',
     DATABASE_URL: 'postgres://u:p@db:5432/canopy',
     LOG_LEVEL: 'warn',
-    REGISTER_ATTEMPTS: '5'
+    REGISTER_ATTEMPTS: '5',
+    REGISTRATION: 'closed'
   })
   t.equal(config.port, 9000)
   t.equal(config.keepaliveIntervalMs, 500)
@@ -37,6 +39,7 @@ t.test('values are read and coerced from strings', async (t) => {
   t.equal(config.databaseUrl, 'postgres://u:p@db:5432/canopy')
   t.equal(config.logLevel, 'warn')
   t.equal(config.registerAttemptsPerHour, 5)
+  t.equal(config.registration, 'closed')
 })
 
 const refusals: Array<[string, Record<string, string>, RegExp]> = [
@@ -44,6 +47,7 @@ const refusals: Array<[string, Record<string, string>, RegExp]> = [
   ['a port out of range', { PORT: '70000' }, /^Invalid configuration: PORT must be <= 65535/],
   ['a negative history limit', { HISTORY_LIMIT: '-1' }, /HISTORY_LIMIT must be >= 0/],
   ['an unknown log level', { LOG_LEVEL: 'loud' }, /^Invalid configuration: LOG_LEVEL must be equal to one of the allowed values: fatal, error, warn, info, debug, trace, silent$/],
+  ['an unknown registration mode', { REGISTRATION: 'invite' }, /^Invalid configuration: REGISTRATION must be equal to one of the allowed values: open, closed$/],
   ['a database URL of another kind', { DATABASE_URL: 'mysql://x' }, /DATABASE_URL must match/],
   ['a short session secret', { SESSION_SECRET: 'short' }, /SESSION_SECRET must NOT have fewer than 32 characters/],
   ['a zero publish rate', { PUBLISH_RATE: '0' }, /PUBLISH_RATE must be > 0/],

@@ -60,6 +60,18 @@ forEachEngine(t, async (t, env) => {
     await app.db.query("DELETE FROM sessions WHERE sid LIKE 'bulk-%'")
   })
 
+  await t.test('the session of a disabled user is neither read nor still valid; enabled again, it is', async (t) => {
+    const { id, cookie } = await register(app)
+    const other = await register(app)
+    const sids = (await app.db.query<{ sid: string }>('SELECT sid FROM sessions WHERE user_id IN ($1, $2) ORDER BY user_id', [id, other.id])).map((row) => row.sid)
+    await app.db.query('UPDATE users SET disabled_at = now() WHERE id = $1', [id])
+    t.equal((await app.inject({ url: '/api/me', headers: { cookie } })).statusCode, 401)
+    t.same([...await app.sessionStore.stillValid(sids)], [sids[1]], 'only the other user\'s')
+    await app.db.query('UPDATE users SET disabled_at = NULL WHERE id = $1', [id])
+    t.equal((await app.inject({ url: '/api/me', headers: { cookie } })).statusCode, 200)
+    t.equal((await app.sessionStore.stillValid(sids)).size, 2)
+  })
+
   await t.test('endOldest keeps the newest sessions of a user, expired ones going first; endAllOf ends them all', async (t) => {
     const { id } = await register(app)
     const other = await register(app)
