@@ -23,8 +23,9 @@ export interface TopicCreationsOptions {
 
 /**
  * TOPIC_CREATE_RATE: the topics one user brings into being (a first publish or subscribe, or
- * a topic created on purpose with POST /api/topics) are counted per hour in Postgres, on the attempt counters every instance shares
- * (src/attempt-limiter.ts), so N instances allow no more than one.
+ * one created on purpose: POST /api/topics, a new direct-message topic) are counted per hour
+ * in Postgres, on the attempt counters every instance shares (src/attempt-limiter.ts), so N
+ * instances allow no more than one.
  *
  * A publish or subscribe to a topic this instance knows exists costs nothing: topics are
  * never deleted, so a topic seen to exist (found, made here, or stored to by the batch
@@ -79,7 +80,7 @@ export class TopicCreations {
 
   /**
    * Counts one new topic against the user's limit, for a topic created on purpose (POST
-   * /api/topics): admitted, or refused with the wait. The caller makes the topic, then
+   * /api/topics, POST /api/dm): admitted, or refused with the wait. The caller makes the topic, then
    * `remember`s it.
    */
   async countCreation (userId: number): Promise<CreationOutcome> {
