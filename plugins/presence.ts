@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { HttpError } from '../src/errors.js'
 import { presenceStoreOn, presentIn } from '../src/presence-store.js'
 import { PresenceTracker, type PresenceAnnouncement } from '../src/presence-tracker.js'
 import { PresentLists } from '../src/present-lists.js'
-import { isValidTopic, PresentBody, TopicParams, topicPattern } from '../src/protocol.js'
+import { PresentBody, TopicParams } from '../src/protocol.js'
 import type { Subscriber } from '../src/topic-bus.js'
 import type { User } from '../src/users.js'
+import { accessPlugin } from './access.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -73,9 +73,10 @@ export default fp(async function presencePlugin (fastify) {
 
   fastify.withTypeProvider<TypeBoxTypeProvider>().get('/api/topics/:topic/presence', {
     schema: { params: TopicParams, response: { 200: PresentBody } },
-    preHandler: fastify.requireUser
+    preHandler: fastify.requireUser,
+    // plugins/access.ts checks the name and that the user may read the topic.
+    config: { topicAccess: 'read' }
   }, async (request) => {
-    if (!isValidTopic(request.params.topic)) throw new HttpError(400, 'bad_topic', `A topic name matches ${String(topicPattern)}`)
     return { present: await presentLists.of(request.params.topic) }
   })
-}, { name: 'presence', fastify: '5.x', dependencies: ['config', 'database', 'session', 'topic-bus'] })
+}, { name: 'presence', fastify: '5.x', dependencies: ['config', 'database', 'session', 'topic-bus', accessPlugin] })

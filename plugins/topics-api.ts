@@ -6,17 +6,16 @@ import { checkText, isValidTopic, MessageBody, type ErrorCode, MessagesBody, Pag
 import { TokenBuckets } from '../src/token-bucket.js'
 import { directoryReadBurst, directoryReadsPerSecond, listTopics, markRead } from '../src/topic-directory.js'
 import type { User } from '../src/users.js'
+import { accessPlugin } from './access.js'
 
 /** A query string's number in digits only: coercion would also read 1e2, 0x10, +3 or " 1". */
 const digits = /^[0-9]+$/
 
-function checkTopic (topic: string): void {
-  if (!isValidTopic(topic)) throw new HttpError(400, 'bad_topic', `A topic name matches ${String(topicPattern)}`)
-}
-
 /**
  * The topics over HTTP: the directory with unread counts, read positions, history pages, and
- * publishing on the same publish path as the WebSocket.
+ * publishing on the same publish path as the WebSocket. Each route of a topic declares what
+ * it does there (`topicAccess`), and plugins/access.ts checks the topic's name and the user's
+ * access before its handler runs.
  */
 export default fp(async function topicsApi (fastify) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
@@ -34,9 +33,9 @@ export default fp(async function topicsApi (fastify) {
         }
       }
     },
-    preHandler: fastify.requireUser
+    preHandler: fastify.requireUser,
+    config: { topicAccess: 'read' }
   }, async (request) => {
-    checkTopic(request.params.topic)
     const waitMs = fastify.historyReads.take((request.user as User).id)
     if (waitMs > 0) throw new HttpError(429, 'rate_limited', `Too many history reads; try again in ${waitMs} ms`, waitMs)
     const { before, limit = fastify.config.historyLimit } = request.query
@@ -55,10 +54,10 @@ export default fp(async function topicsApi (fastify) {
 
   app.put('/api/topics/:topic/read', {
     schema: { params: TopicParams, body: ReadBody },
-    preHandler: fastify.requireUser
+    preHandler: fastify.requireUser,
+    config: { topicAccess: 'read' }
   }, async (request, reply) => {
     const { topic } = request.params
-    checkTopic(topic)
     if (!await markRead(fastify.db, (request.user as User).id, topic, request.body.id)) {
       throw new HttpError(404, 'not_found', `There is no topic ${topic}`)
     }
@@ -69,7 +68,9 @@ export default fp(async function topicsApi (fastify) {
     schema: { params: TopicParams, body: PublishBody, response: { 201: MessageBody } },
     // Refusals of a bad body are publish outcomes too: counted here, answered by the error handler.
     attachValidation: true,
-    preHandler: fastify.requireUser
+    preHandler: fastify.requireUser,
+    // src/publisher.ts asks the access module: a private topic's non-member is `forbidden` (403).
+    config: { topicAccess: 'publish path' }
   }, async (request, reply) => {
     const refuse = (code: ErrorCode, error: Error): never => {
       fastify.metrics.published(code)
@@ -85,4 +86,4 @@ export default fp(async function topicsApi (fastify) {
     if (!outcome.ok) throw new HttpError(statusByErrorCode[outcome.code], outcome.code, outcome.message, outcome.retryAfterMs)
     return await reply.code(201).send({ message: outcome.message })
   })
-}, { name: 'topics-api', fastify: '5.x', dependencies: ['config', 'database', 'session', 'publish', 'history-reads', 'metrics'] })
+}, { name: 'topics-api', fastify: '5.x', dependencies: ['config', 'database', 'session', accessPlugin, 'publish', 'history-reads', 'metrics'] })

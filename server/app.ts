@@ -28,6 +28,7 @@ import publish from '../plugins/publish.js'
 import sessionSockets from '../plugins/session-sockets.js'
 import chatEndpoint from '../plugins/chat-endpoint.js'
 import topicsApi from '../plugins/topics-api.js'
+import membersApi from '../plugins/members-api.js'
 // endpoint imports: `npm run new:endpoint -- <name>` adds its plugin here
 
 declare module 'fastify' {
@@ -168,6 +169,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(chatEndpoint)
   // endpoint registrations: `npm run new:endpoint -- <name>` adds its plugin here
   await app.register(topicsApi)
+  await app.register(membersApi)
   await app.register(staticPage)
   return app
 }

@@ -41,6 +41,8 @@ export const statusByErrorCode = {
   unknown_type: 400,
   bad_topic: 400,
   too_long: 400,
+  /** A private topic the user is not a member of (docs/protocol.md, "Private topics and direct messages"). */
+  forbidden: 403,
   rate_limited: 429,
   unavailable: 503
 } as const
@@ -196,8 +198,37 @@ export const PageQuery = Type.Object({
 export const PublishBody = Type.Object({ text: Type.String(), ref: Type.Optional(Ref) })
 export const MessagesBody = Type.Object({ messages: Type.Array(MessageFrame) })
 export const PresentBody = Type.Object({ present: Type.Array(Type.String()) })
-export const TopicSummary = Type.Object({ name: Type.String(), lastId: Type.Integer(), lastAt: Type.String(), unread: Type.Integer() })
+export const Visibility = Type.Union([Type.Literal('public'), Type.Literal('private')])
+export const Role = Type.Union([Type.Literal('owner'), Type.Literal('member')])
+export const TopicSummary = Type.Object({
+  name: Type.String(),
+  lastId: Type.Integer(),
+  lastAt: Type.String(),
+  unread: Type.Integer(),
+  visibility: Visibility,
+  /** Only on a direct-message topic, with its members' names. */
+  kind: Type.Optional(Type.Literal('dm')),
+  members: Type.Optional(Type.Array(Type.String()))
+})
 export const TopicsBody = Type.Object({ topics: Type.Array(TopicSummary) })
+/** POST /api/topics: a topic created on purpose. The name is checked by the route, for its own code (`bad_topic`). */
+export const NewTopicBody = Type.Object({ name: Type.String(), visibility: Visibility })
+export const CreatedTopicBody = Type.Object({ topic: Type.Object({ name: Type.String(), visibility: Visibility, role: Role }) })
+export const MemberParams = Type.Object({ topic: Type.String(), name: Type.String() })
+export const MemberBody = Type.Object({ role: Role })
+export const MembersBody = Type.Object({
+  visibility: Visibility,
+  members: Type.Array(Type.Object({ name: Type.String(), role: Role }))
+})
+/** Other people a direct-message topic may have besides the one who starts it. */
+export const maxDirectMessageOthers = 8
+/** POST /api/dm: the others, by name; the caller's own name among them is ignored, and so is a name given twice. */
+export const DirectMessageBody = Type.Object({
+  with: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: maxDirectMessageOthers + 1 })
+})
+export const DirectMessageTopicBody = Type.Object({
+  topic: Type.Object({ name: Type.String(), visibility: Type.Literal('private'), kind: Type.Literal('dm'), members: Type.Array(Type.String()) })
+})
 export const ReadBody = Type.Object({ id: MessageId })
 /**
  * GET /api/topics lists at most maxJoinedTopics of the user's joined topics, then at most

@@ -22,9 +22,10 @@ export interface TopicCreationsOptions {
 }
 
 /**
- * TOPIC_CREATE_RATE: the public topics one user brings into being (a first publish or
- * subscribe) are counted per hour in Postgres, on the attempt counters every instance shares
- * (src/attempt-limiter.ts), so N instances allow no more than one.
+ * TOPIC_CREATE_RATE: the topics one user brings into being (a first publish or subscribe, or
+ * one created on purpose: POST /api/topics, a new direct-message topic) are counted per hour
+ * in Postgres, on the attempt counters every instance shares (src/attempt-limiter.ts), so N
+ * instances allow no more than one.
  *
  * A publish or subscribe to a topic this instance knows exists costs nothing: topics are
  * never deleted, so a topic seen to exist (found, made here, or stored to by the batch
@@ -77,6 +78,19 @@ export class TopicCreations {
     return outcome
   }
 
+  /**
+   * Counts one new topic against the user's limit, for a topic created on purpose (POST
+   * /api/topics, POST /api/dm): admitted, or refused with the wait. The caller makes the topic, then
+   * `remember`s it.
+   */
+  async countCreation (userId: number): Promise<CreationOutcome> {
+    try {
+      return await this.count(userId)
+    } catch {
+      return 'unavailable'
+    }
+  }
+
   /** The topic exists: its batch statement committed, or it was found. */
   remember (topic: string): void {
     if (this.known.has(topic)) return
@@ -91,24 +105,29 @@ export class TopicCreations {
         this.remember(topic)
         return 'ok'
       }
-      const now = this.now()
-      const refusedUntilMs = this.refusedUntilMs.get(userId)
-      if (refusedUntilMs !== undefined) {
-        if (refusedUntilMs > now) return { retryAfterMs: Math.ceil(refusedUntilMs - now) }
-        this.refusedUntilMs.delete(userId)
-      }
-      const retryAfterMs = await this.limiter.count([{ key: `topic-create\n${userId}`, max: this.perHour, windowMs: hourMs }])
-      if (retryAfterMs !== undefined) {
-        this.forgetEndedRefusals(now)
-        this.refusedUntilMs.set(userId, now + retryAfterMs)
-        return { retryAfterMs }
-      }
+      const counted = await this.count(userId)
+      if (counted !== 'ok') return counted
       if (make) return await this.make(topic)
       addBounded(this.admitted, topic, this.maxKnownTopics)
       return 'ok'
     } catch {
       return 'unavailable'
     }
+  }
+
+  /** Counts a new topic of the user's, unless the user is refused already (then from memory). Throws when the database cannot count. */
+  private async count (userId: number): Promise<'ok' | { retryAfterMs: number }> {
+    const now = this.now()
+    const refusedUntilMs = this.refusedUntilMs.get(userId)
+    if (refusedUntilMs !== undefined) {
+      if (refusedUntilMs > now) return { retryAfterMs: Math.ceil(refusedUntilMs - now) }
+      this.refusedUntilMs.delete(userId)
+    }
+    const retryAfterMs = await this.limiter.count([{ key: `topic-create\n${userId}`, max: this.perHour, windowMs: hourMs }])
+    if (retryAfterMs === undefined) return 'ok'
+    this.forgetEndedRefusals(now)
+    this.refusedUntilMs.set(userId, now + retryAfterMs)
+    return { retryAfterMs }
   }
 
   /** Makes the topic's row (a subscribe brings it into being); it may have been made meanwhile. */

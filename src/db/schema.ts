@@ -49,8 +49,9 @@ export const topics = pgTable('topics', {
   /** Who created a private topic on purpose; null for a public topic made by its first use. */
   createdBy: integer('created_by')
 }, (t) => [
-  // The directory's others: topics with messages, most recently active first, read from the top.
-  index('topics_last_at_idx').on(t.lastAt.desc().nullsFirst(), t.name).where(sql`last_id > 0`),
+  // The directory's others: public topics with messages, most recently active first, read from
+  // the top; private topics are not in it, so however many there are, none is read and skipped.
+  index('topics_public_last_at_idx').on(t.lastAt.desc().nullsFirst(), t.name).where(sql`last_id > 0 and visibility = 'public'`),
   check('topics_visibility_check', sql`${t.visibility} in ('public', 'private')`),
   check('topics_kind_check', sql`${t.kind} is null or (${t.kind} = 'dm' and ${t.visibility} = 'private')`)
 ])

@@ -11,7 +11,7 @@ import { listTopics } from '../../src/topic-directory.js'
 
 // GET /api/topics and PUT /api/topics/:topic/read (issue 16).
 
-interface Summary { name: string, lastId: number, lastAt: string, unread: number }
+interface Summary { name: string, lastId: number, lastAt: string, unread: number, visibility: string, kind?: string, members?: string[] }
 
 async function publish (app: FastifyInstance, cookie: string, topic: string, count: number): Promise<void> {
   for (let i = 0; i < count; i++) {
@@ -116,11 +116,16 @@ async function rowsReadByListing (db: Queryable, userId: number): Promise<number
   return rowsRead(explained.Plan)
 }
 
-/** `count` topics named prefix-N with one message each, from a few statements (generate_series). */
-async function addTopics (db: Queryable, authorId: number, prefix: string, count: number): Promise<void> {
-  await db.query('INSERT INTO topics (name, last_id) SELECT $1 || g, 1 FROM generate_series(1, $2::int) g', [prefix, count])
+/**
+ * `count` topics named prefix-N with one message each, from a few statements (generate_series),
+ * public unless said; `ago` seconds before now and older.
+ */
+async function addTopics (db: Queryable, authorId: number, prefix: string, count: number, options: { visibility?: string, agoSeconds?: number } = {}): Promise<void> {
+  const { visibility = 'public', agoSeconds = 0 } = options
+  await db.query(`INSERT INTO topics (name, last_id, last_at, visibility)
+    SELECT $1 || g, 1, now() - make_interval(secs => $3 + g), $4 FROM generate_series(1, $2::int) g`, [prefix, count, agoSeconds, visibility])
   await db.query(`INSERT INTO messages (topic, id, author_id, author, text, at)
-    SELECT $1 || g, 1, $3, 'w', 'x', now() - make_interval(secs => g) FROM generate_series(1, $2::int) g`, [prefix, count, authorId])
+    SELECT $1 || g, 1, $3, 'w', 'x', now() - make_interval(secs => $4 + g) FROM generate_series(1, $2::int) g`, [prefix, count, authorId, agoSeconds])
   await db.query('ANALYZE')
 }
 
@@ -139,6 +144,28 @@ t.test('GET /api/topics reads as many rows with 100,000 topics as with 1,000', a
   const listed = await topics(app, cookie)
   t.same(listed.slice(0, 3).map((topic) => topic.name).sort(), ['small-1', 'small-1000', 'small-500'], 'the joined topics first')
   t.equal(listed.length, 103, 'then 100 others')
+})
+
+t.test('GET /api/topics reads no private topic it does not list: as many rows with 100,000 more recently active as with none', async (t) => {
+  const app = await buildTestApp(t)
+  const { cookie, id } = await register(app)
+  await addTopics(app.db, id, 'public-', 1000, { agoSeconds: 200_000 })
+  // The user is a member of a few private topics, with messages or not: they are read too.
+  await addTopics(app.db, id, 'mine-', 3, { visibility: 'private', agoSeconds: 100_000 })
+  await app.db.query("INSERT INTO topics (name, visibility) VALUES ('mine-quiet', 'private')")
+  await app.db.query("INSERT INTO topic_members (topic, user_id, role) SELECT name, $1, 'member' FROM topics WHERE name LIKE 'mine-%'", [id])
+  const before = await rowsReadByListing(app.db, id)
+  // Others' private topics, every one of them more recently active than any public topic.
+  await addTopics(app.db, id, 'private-', 99_000, { visibility: 'private' })
+  const after = await rowsReadByListing(app.db, id)
+  t.comment(`rows read: ${before} without others' private topics, ${after} with 99,000 of them`)
+  t.ok(after <= before, `no more rows read with 99,000 private topics (${after}) than without (${before})`)
+  t.ok(after < 1000, `a bounded number of rows (${after})`)
+  const listed = await topics(app, cookie)
+  t.same(listed.slice(0, 4).map((topic) => topic.name).sort(), ['mine-1', 'mine-2', 'mine-3', 'mine-quiet'], 'the user\'s private topics first')
+  t.ok(listed.slice(0, 4).every((topic) => topic.visibility === 'private'))
+  t.equal(listed.length, 104, 'then 100 others')
+  t.ok(listed.slice(4).every((topic) => topic.name.startsWith('public-') && topic.visibility === 'public'), 'the others: public topics only')
 })
 
 t.test('a user\'s joined topics come first, and another user\'s new topics never push them out', async (t) => {
