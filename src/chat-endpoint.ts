@@ -42,7 +42,7 @@ export interface ChatEndpointOptions {
   publisher: Pick<Publisher, 'queue' | 'allAnswered'>
   topicCreations: Pick<TopicCreations, 'admit'>
   /** Who may do what in a topic (src/access.ts): asked before anything of a topic is counted, read or sent. */
-  access: Pick<Access, 'decide' | 'forgetMembers' | 'refresh'>
+  access: Pick<Access, 'decide' | 'forgetMembers' | 'refresh' | 'knownVisibility'>
   /** The history reads a user may make (plugins/history-reads.ts): 0, or the wait in ms. */
   historyReads: { take(userId: number): number }
   sessionSockets: Pick<SessionSockets, 'add' | 'delete'>
@@ -69,8 +69,6 @@ export class ChatEndpoint implements EndpointDefinition<ChatState, ServerFrame> 
   readonly maxBufferedBytes: number
   /** The open connections by user id: membership changes reach a user's sockets. */
   private readonly byUser = new Map<number, Set<ChatConnection>>()
-  /** Private topics forgotten after a LISTEN outage whose members are not read again yet. */
-  private readonly unchecked = new Set<string>()
 
   constructor (private readonly options: ChatEndpointOptions) {
     this.keepaliveIntervalMs = options.keepaliveIntervalMs
@@ -153,31 +151,28 @@ export class ChatEndpoint implements EndpointDefinition<ChatState, ServerFrame> 
   /**
    * After a LISTEN outage, before the catch-up (the topic bus's beforeCatchUp): membership
    * changes may have been missed, so every private topic's members are forgotten, those of
-   * the topics subscribed here are read again, and the sockets of users no longer members
-   * leave them. Throws when the database cannot say (the bus tries again); the topics not
-   * read yet are read on the next try.
+   * the topics subscribed here (every topic not known to be public) are read again, and the
+   * sockets of users no longer members leave them. Throws when the database cannot say (the
+   * bus tries again, from the start).
    */
   async recheckMembers (): Promise<void> {
     const { access } = this.options
-    for (const topic of access.forgetMembers()) this.unchecked.add(topic)
+    access.forgetMembers()
     const subscribers = new Map<string, ChatConnection[]>()
     for (const sockets of this.byUser.values()) {
       for (const connection of sockets) {
         for (const topic of connection.state.topics) {
-          if (!this.unchecked.has(topic)) continue
+          if (access.knownVisibility(topic) === 'public') continue
           const list = subscribers.get(topic)
           if (list === undefined) subscribers.set(topic, [connection])
           else list.push(connection)
         }
       }
     }
-    // Topics nobody here is subscribed to are read when next asked.
-    for (const topic of this.unchecked) if (!subscribers.has(topic)) this.unchecked.delete(topic)
     const topics = [...subscribers.keys()]
     const readNext = async (): Promise<void> => {
       for (let topic = topics.pop(); topic !== undefined; topic = topics.pop()) {
         const members = await access.refresh(topic)
-        this.unchecked.delete(topic)
         if (members === undefined) continue
         for (const connection of subscribers.get(topic) ?? []) {
           if (!members.has(connection.state.user.id)) this.removeFrom(connection, topic)
