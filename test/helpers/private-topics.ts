@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Role } from '../../src/access.js'
+import type { ServerFrame } from '../../src/protocol.js'
+import type { ChatClient } from './chat.js'
 
 /** A user as the tests hold one: its id and name. */
 export interface Someone {
@@ -37,4 +39,14 @@ export async function removeMember (app: FastifyInstance, topic: string, user: S
 /** Removes a member's row and tells no one: what an instance that did not hear the change sees. */
 export async function deleteMemberRow (app: FastifyInstance, topic: string, user: Someone): Promise<void> {
   await app.db.query('DELETE FROM topic_members WHERE topic = $1 AND user_id = $2', [topic, user.id])
+}
+
+/**
+ * The client subscribes to a public topic of its own (`probe`) and gets the next frame: when
+ * that is the probe's `subscribed`, nothing was queued for the client before it (frames of
+ * one socket keep their order).
+ */
+export async function frameAfterProbe (client: ChatClient, probe: string): Promise<ServerFrame> {
+  client.send({ type: 'subscribe', topic: probe })
+  return await client.next()
 }

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp, register, uniqueName, unhurriedCommits } from '../helpers/app.js'
 import { connect, type ChatClient } from '../helpers/chat.js'
-import { deleteMemberRow, makePrivateTopic, removeMember, setMember } from '../helpers/private-topics.js'
+import { deleteMemberRow, frameAfterProbe, makePrivateTopic, removeMember, setMember } from '../helpers/private-topics.js'
 import type { ServerFrame } from '../../src/protocol.js'
 import type { Subscriber } from '../../src/topic-bus.js'
 
@@ -17,13 +17,9 @@ async function count (app: FastifyInstance, topic: string): Promise<number> {
   return rows[0]?.n ?? -1
 }
 
-/**
- * Proves that nothing was queued for the client before this point: it subscribes to a public
- * topic of its own, and the very next frame must be that subscription's.
- */
+/** Proves that nothing was queued for the client before this point (frameAfterProbe). */
 async function nothingBefore (t: Test, client: ChatClient, probe: string, what: string): Promise<void> {
-  client.send({ type: 'subscribe', topic: probe })
-  t.match(await client.next(), { type: 'subscribed', topic: probe }, what)
+  t.match(await frameAfterProbe(client, probe), { type: 'subscribed', topic: probe }, what)
 }
 
 t.test('private topics on the WebSocket and the publish path', async (t) => {
