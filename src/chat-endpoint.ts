@@ -199,8 +199,8 @@ export class ChatEndpoint implements EndpointDefinition<ChatState, ServerFrame> 
     try {
       decision = await this.options.access.decide(connection.state.user.id, topic, action)
     } catch (error) {
-      this.options.log.warn({ err: error, topic }, 'reading who may read a topic failed')
-      connection.send(errorFrame('unavailable', `could not tell whether you may read ${topic}; try again`, ref, topic))
+      this.options.log.warn({ err: error, topic }, 'reading who may use a topic failed')
+      connection.send(errorFrame('unavailable', `could not tell whether you may use ${topic}; try again`, ref, topic))
       return false
     }
     if (decision.allowed) return true
@@ -240,7 +240,8 @@ export class ChatEndpoint implements EndpointDefinition<ChatState, ServerFrame> 
       return
     }
     // Who may read it, before a new topic is counted and anything of it is read.
-    if (!await this.may(connection, topic, 'read')) return    // A subscribe may bring a topic into being: TOPIC_CREATE_RATE (free when the topic is known to exist).
+    if (!await this.may(connection, topic, 'read')) return
+    // A subscribe may bring a topic into being: TOPIC_CREATE_RATE (free when the topic is known to exist).
     const creation = await this.options.topicCreations.admit(user.id, topic, { make: true })
     if (creation === 'unavailable') {
       connection.send(errorFrame('unavailable', `could not subscribe to ${topic}; subscribe again`))
