@@ -44,9 +44,7 @@ export const statusByErrorCode = {
   /** A private topic the user is not a member of (docs/protocol.md, "Private topics and direct messages"). */
   forbidden: 403,
   rate_limited: 429,
-  unavailable: 503,
-  /** The user may not do this in this topic (a private topic they are not a member of). */
-  forbidden: 403
+  unavailable: 503
 } as const
 
 export type ErrorCode = keyof typeof statusByErrorCode
