@@ -60,7 +60,21 @@ export default fp(async function access (fastify) {
   const { topicBus } = fastify
   const decider = new Access({ db: fastify.db })
   topicBus.onEvent((event) => {
-    if (event.kind === 'members') decider.apply({ topic: event.topic, userId: event.userId, user: event.user, role: event.role, by: event.by })
+    if (event.kind !== 'members') return
+    const { topic, userId, user, role, by, previous } = event
+    decider.apply(previous === undefined ? { topic, userId, user, role, by } : { topic, userId, user, role, by, previous })
+  })
+  // Defence in depth: nothing of a private topic is delivered to a subscriber who is not a
+  // member, whatever let the subscription through; topics with subscribers here stay known.
+  topicBus.filterDeliveries({
+    visibility: (topic) => decider.knownVisibility(topic),
+    mayReceive: (userId, topic) => decider.mayReceive(userId, topic),
+    learn: async (topic) => {
+      if (await decider.refresh(topic) !== undefined) return 'private'
+      return decider.knownVisibility(topic) === 'public' ? 'public' : undefined
+    },
+    served: (topic) => { decider.pin(topic) },
+    unserved: (topic) => { decider.unpin(topic) }
   })
   fastify.decorate('access', decider)
   fastify.decorate('announceMembersChange', (change: MembersChange) => {

@@ -5,6 +5,7 @@ import { ChatPolicing } from '../src/chat-policing.js'
 import { addEndpoint } from '../src/endpoint.js'
 import type { ServerFrame } from '../src/protocol.js'
 import type { ChatState } from '../src/chat-handshake.js'
+import { accessPlugin } from './access.js'
 import { publishPlugin } from './publish.js'
 import { sessionPlugin } from './session.js'
 import { sessionSocketsPlugin } from './session-sockets.js'
@@ -17,7 +18,10 @@ declare module 'fastify' {
   }
 }
 
-/** /chat (src/chat-endpoint.ts), registered on the endpoint layer, with its metrics. */
+/**
+ * /chat (src/chat-endpoint.ts), registered on the endpoint layer, with its metrics, and told
+ * of membership changes (src/access.ts).
+ */
 export default fp(async function chatEndpoint (fastify) {
   const { config, metrics } = fastify
   const policing = new ChatPolicing<ChatConnection>({
@@ -27,7 +31,7 @@ export default fp(async function chatEndpoint (fastify) {
   })
   fastify.addHook('onClose', async () => { policing.stop() })
 
-  const endpoint = addEndpoint<ChatState, ServerFrame>(fastify, new ChatEndpoint({
+  const chat = new ChatEndpoint({
     keepaliveIntervalMs: config.keepaliveIntervalMs,
     maxBufferedBytes: config.sendBufferLimitBytes,
     maxMessageChars: config.maxMessageChars,
@@ -40,11 +44,17 @@ export default fp(async function chatEndpoint (fastify) {
     presence: fastify.presence,
     publisher: fastify.publisher,
     topicCreations: fastify.topicCreations,
+    access: fastify.access,
     historyReads: fastify.historyReads,
     sessionSockets: fastify.sessionSockets,
     published: (result) => { metrics.published(result) },
     upgradeRefused: (statusCode) => { metrics.upgradeRefused(statusCode) }
-  }))
+  })
+  const endpoint = addEndpoint<ChatState, ServerFrame>(fastify, chat)
+  // Removal holds everywhere: a change made here or heard from another instance reaches the
+  // user's sockets here; after a LISTEN outage, members are read again before any catch-up.
+  fastify.access.onChange((change, before) => { chat.membersChanged(change, before) })
+  fastify.topicBus.beforeCatchUp(async () => { await chat.recheckMembers() })
 
   fastify.decorate('chatConnections', endpoint.connections)
   metrics.readFrom({
@@ -59,5 +69,5 @@ export default fp(async function chatEndpoint (fastify) {
 }, {
   name: 'chat-endpoint',
   fastify: '5.x',
-  dependencies: ['config', websocketPlugin, sessionPlugin, sessionSocketsPlugin, 'accounts', 'metrics', 'topic-bus', 'presence', publishPlugin, 'history-reads']
+  dependencies: ['config', websocketPlugin, sessionPlugin, sessionSocketsPlugin, 'accounts', 'metrics', 'topic-bus', accessPlugin, 'presence', publishPlugin, 'history-reads']
 })

@@ -132,7 +132,7 @@ export default fp(async function membersApi (fastify) {
     const memberIds = [user.id, ...others.map((other) => other.id)]
     const topic = directMessageName(memberIds)
     const members = [user.name, ...others.map((other) => other.name)].sort()
-    const added: MembersChange[] = others.map((other) => ({ topic, userId: other.id, user: other.name, role: 'member', by: user.name }))
+    const added: MembersChange[] = others.map((other) => ({ topic, userId: other.id, user: other.name, role: 'member', by: user.name, previous: null }))
     if (!await topicExists(db, topic)) await countCreation(user, topic)
     const started = await startDirectMessage(db, { topic, callerId: user.id, memberIds, added, notify: bus.transport })
     if (started === 'not_dm') throw new HttpError(409, 'topic_exists', `${topic} is a public topic from before names beginning with ${directMessagePrefix} were kept for direct messages`)

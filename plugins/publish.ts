@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import { Publisher } from '../src/publisher.js'
+import { accessPlugin } from './access.js'
 import type { TopicCreations } from '../src/topic-creations.js'
 
 /** This plugin's name, for the `dependencies` of the plugins that use its decorators. */
@@ -25,6 +26,7 @@ export default fp(async function publish (fastify) {
     log: fastify.log,
     notify: bus.transport,
     busReady: () => bus.ready,
+    access: fastify.access,
     onCommitted: (message) => { bus.deliverCommitted(message) },
     onPublished: (result) => { metrics.published(result) },
     onStatement: (seconds, batchSize) => { metrics.committed(seconds, batchSize) },
@@ -42,4 +44,4 @@ export default fp(async function publish (fastify) {
   fastify.decorate('publisher', publisher)
   fastify.decorate('publish', publisher.publish.bind(publisher))
   fastify.decorate('topicCreations', publisher.topicCreations)
-}, { name: publishPlugin, fastify: '5.x', dependencies: ['config', 'database', 'health', 'metrics', 'topic-bus'] })
+}, { name: publishPlugin, fastify: '5.x', dependencies: ['config', 'database', 'health', 'metrics', 'topic-bus', accessPlugin] })

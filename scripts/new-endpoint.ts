@@ -169,16 +169,20 @@ export default fp(async function ${plugin} (fastify) {
 
     opened (connection) {
       // Right after the upgrade: send a first frame with connection.send(frame). Every
-      // connection is a Subscriber of the topic bus: to subscribe it to a topic, await
-      // fastify.topicBus.subscribe(topic, connection, { historyLimit: config.historyLimit }, subscribed),
-      // where subscribed(history) makes the frame that carries the topic's history.
+      // connection is a Subscriber of the topic bus: to subscribe it to a topic, ask
+      // await fastify.access.decide(user.id, topic, 'read') first (a private topic is its
+      // members' only), then await fastify.topicBus.subscribe(topic, connection,
+      // { historyLimit: config.historyLimit, userId: user.id }, subscribed), where
+      // subscribed(history) makes the frame that carries the topic's history (the bus
+      // delivers nothing of a private topic to a subscription without a member's userId).
     },
 
     text (connection, data) {
       // One text frame (valid UTF-8, at most 64 KiB); the connection's next frame waits until
       // this returns or its promise settles. Answer with connection.send(frame), publish with
       // fastify.publish(connection.state.user, topic, text, ref) after checkText from
-      // src/protocol.ts (or fastify.publisher.queue, not to wait for the commit), or
+      // src/protocol.ts (or fastify.publisher.queue, not to wait for the commit; both ask
+      // who may publish in the topic, and answer \`forbidden\` to a non-member), or
       // connection.close(code, reason).
       connection.send({ type: 'echo', text: data })
     },

@@ -13,7 +13,9 @@ import { topicMembers, topics } from './db/schema.js'
  * remembered for good (up to a bound); a private topic's members are kept and changed in
  * place by every membership change (`apply`), which every instance hears on the bus in commit
  * order, and dropped after a LISTEN outage (`forgetMembers`), when changes may have been
- * missed.
+ * missed. Both caches are bounded, except for the topics with subscribers here (`pin`): what
+ * the topic bus asks before each delivery (`knownVisibility`, `mayReceive`) is never forgotten
+ * while it delivers, only after an outage, and then it reads again before it delivers.
  */
 
 export type Role = 'owner' | 'member'
@@ -54,7 +56,18 @@ export interface MembersChange {
   role: Role | null
   /** Who made the change (the `by` of `added`). */
   by: string
+  /**
+   * The user's role before the change, when the one who made it knows (null: not a member):
+   * a change of role is no `added`. Without it, the members known here say.
+   */
+  previous?: Role | null
 }
+
+/**
+ * Hears a membership change after the kept members changed: `before` is the user's role
+ * before it (null: not a member), or undefined when this instance cannot tell.
+ */
+export type MembersChangeHandler = (change: MembersChange, before: Role | null | undefined) => void
 
 /** Names that begin with this are direct-message topics, made only by POST /api/dm. */
 export const directMessagePrefix = 'dm.'
@@ -66,6 +79,11 @@ const M = getTableName(topicMembers)
 const defaultMaxPublicTopics = 50_000
 /** Private topics whose members are kept, at most. */
 const defaultMaxPrivateTopics = 10_000
+/**
+ * A read that a change of the same topic overtook is read again, this many times at most;
+ * then it answers without keeping what it read.
+ */
+const maxReadAttempts = 5
 
 interface PrivateTopic {
   kind: 'dm' | undefined
@@ -92,11 +110,15 @@ export class Access {
   private readonly publicTopics = new Set<string>()
   private readonly privateTopics = new Map<string, PrivateTopic>()
   /**
-   * Bumped by every change and every forgetting: a read of members that began before one is
-   * not cached (it may be older than the change).
+   * Bumped by every forgetting and every topic created here: a read of members that began
+   * before one is not cached (it may be older than what was forgotten).
    */
   private generation = 0
-  private readonly changeHandlers: Array<(change: MembersChange) => void> = []
+  /** Per topic being read: changes heard meanwhile, so that a read a change overtook is read again. */
+  private readonly readsInFlight = new Map<string, { reads: number, changes: number }>()
+  /** Topics with subscribers here: never forgotten to keep the caches within their bounds. */
+  private readonly pinned = new Set<string>()
+  private readonly changeHandlers: MembersChangeHandler[] = []
 
   constructor (options: AccessOptions) {
     this.db = options.db
@@ -130,8 +152,9 @@ export class Access {
 
   /**
    * Whether the user may read the topic, from what this instance knows, without waiting:
-   * for the delivery of each message of a private topic. A private topic whose members are
-   * not known here says no (they are read again before anything of it is delivered).
+   * for the delivery of each message of a private topic. Only right for a topic whose
+   * visibility is known here (`knownVisibility`): the topic bus asks that first, and reads a
+   * topic it does not know (`refresh`) before it delivers anything of it.
    */
   mayReceive (userId: number, topic: string): boolean {
     if (this.publicTopics.has(topic)) return true
@@ -145,22 +168,47 @@ export class Access {
   }
 
   /**
+   * What this instance knows of the topic without reading: public, private with its members
+   * known, or undefined (never read, forgotten, or its members forgotten after an outage).
+   */
+  knownVisibility (topic: string): 'public' | 'private' | undefined {
+    if (this.publicTopics.has(topic)) return 'public'
+    return this.privateTopics.has(topic) ? 'private' : undefined
+  }
+
+  /**
+   * The topic has subscribers here (the topic bus says so): what is known of it is kept past
+   * the caches' bounds until `unpin`. forgetMembers still forgets a pinned private topic's members.
+   */
+  pin (topic: string): void {
+    this.pinned.add(topic)
+  }
+
+  /** The topic's last subscriber here is gone. */
+  unpin (topic: string): void {
+    this.pinned.delete(topic)
+  }
+
+  /**
    * A membership change, made here or heard from another instance: the kept members change
    * in place, then every handler hears it (the chat closes a removed member's subscriptions
    * and tells an added one).
    */
   apply (change: MembersChange): void {
-    this.generation++
+    const reading = this.readsInFlight.get(change.topic)
+    if (reading !== undefined) reading.changes++
     const found = this.privateTopics.get(change.topic)
+    let before = change.previous
     if (found !== undefined) {
+      before ??= found.roles.get(change.userId) ?? null
       if (change.role === null) found.roles.delete(change.userId)
       else found.roles.set(change.userId, change.role)
     }
-    for (const handler of this.changeHandlers) handler(change)
+    for (const handler of this.changeHandlers) handler(change, before)
   }
 
   /** Membership changes, as `apply` hears them. */
-  onChange (handler: (change: MembersChange) => void): void {
+  onChange (handler: MembersChangeHandler): void {
     this.changeHandlers.push(handler)
   }
 
@@ -186,7 +234,11 @@ export class Access {
     return forgotten
   }
 
-  /** Reads a private topic's members again; the members it has now, or undefined when it is not private. */
+  /**
+   * Reads a topic again: the members a private topic has now (kept here, unless changes to
+   * them kept overtaking the read), or undefined when it is not private. Throws when the
+   * database cannot say.
+   */
   async refresh (topic: string): Promise<ReadonlyMap<number, Role> | undefined> {
     const found = await this.read(topic)
     return found === undefined || found === 'public' ? undefined : found.roles
@@ -203,40 +255,73 @@ export class Access {
   }
 
   private async read (topic: string): Promise<'public' | PrivateTopic | undefined> {
-    const generation = this.generation
-    const rows = await this.db.query<TopicRow>(
-      `SELECT t.visibility, t.kind,
-         CASE WHEN t.visibility = 'private' THEN
-           (SELECT coalesce(json_agg(json_build_array(m.user_id, m.role)), '[]'::json) FROM ${M} m WHERE m.topic = t.name)
-         END AS members
-       FROM ${T} t WHERE t.name = $1`, [topic], 'canopy_topic_access')
-    const row = rows[0]
-    if (row === undefined) return undefined
-    if (row.visibility === 'public') {
-      this.rememberPublic(topic)
-      return 'public'
+    for (let attempt = 1; ; attempt++) {
+      const generation = this.generation
+      let reading = this.readsInFlight.get(topic)
+      if (reading === undefined) this.readsInFlight.set(topic, reading = { reads: 0, changes: 0 })
+      reading.reads++
+      const changes = reading.changes
+      let rows: TopicRow[]
+      try {
+        rows = await this.db.query<TopicRow>(
+          `SELECT t.visibility, t.kind,
+             CASE WHEN t.visibility = 'private' THEN
+               (SELECT coalesce(json_agg(json_build_array(m.user_id, m.role)), '[]'::json) FROM ${M} m WHERE m.topic = t.name)
+             END AS members
+           FROM ${T} t WHERE t.name = $1`, [topic], 'canopy_topic_access')
+      } finally {
+        if (--reading.reads === 0) this.readsInFlight.delete(topic)
+      }
+      const row = rows[0]
+      if (row === undefined) return undefined
+      if (row.visibility === 'public') {
+        this.rememberPublic(topic)
+        return 'public'
+      }
+      const found: PrivateTopic = { kind: row.kind === 'dm' ? 'dm' : undefined, roles: new Map(row.members ?? []) }
+      // A change of this topic heard while reading (or a forgetting) may be newer than what
+      // was read: read again, and past maxReadAttempts use what was read, keeping nothing.
+      if (generation === this.generation && reading.changes === changes) {
+        this.keepPrivate(topic, found)
+        return found
+      }
+      if (attempt >= maxReadAttempts) return found
     }
-    const found: PrivateTopic = { kind: row.kind === 'dm' ? 'dm' : undefined, roles: new Map(row.members ?? []) }
-    // A change heard while reading may be newer than what was read: use it, keep nothing.
-    if (generation === this.generation) this.keepPrivate(topic, found)
-    return found
   }
 
   private rememberPublic (topic: string): void {
     if (this.publicTopics.has(topic)) return
-    if (this.publicTopics.size >= this.maxPublicTopics) {
-      const oldest = this.publicTopics.values().next()
-      if (oldest.done !== true) this.publicTopics.delete(oldest.value)
-    }
+    if (this.publicTopics.size >= this.maxPublicTopics) forgetOldest(this.publicTopics, this.pinned)
     this.publicTopics.add(topic)
   }
 
   private keepPrivate (topic: string, found: PrivateTopic): void {
     this.privateTopics.delete(topic)
-    if (this.privateTopics.size >= this.maxPrivateTopics) {
-      const oldest = this.privateTopics.keys().next()
-      if (oldest.done !== true) this.privateTopics.delete(oldest.value)
-    }
+    if (this.privateTopics.size >= this.maxPrivateTopics) forgetOldest(this.privateTopics, this.pinned)
     this.privateTopics.set(topic, found)
+  }
+}
+
+/**
+ * Forgets the oldest topic of a cache kept in insertion order that is not pinned; the pinned
+ * ones met on the way go to the back (so the next search does not meet them again). When
+ * every one is pinned, none is forgotten: the cache passes its bound by its pinned topics.
+ */
+function forgetOldest (cache: Set<string> | Map<string, unknown>, pinned: ReadonlySet<string>): void {
+  let left = cache.size
+  for (const topic of cache.keys()) {
+    if (left-- === 0) return
+    if (!pinned.has(topic)) {
+      cache.delete(topic)
+      return
+    }
+    if (cache instanceof Set) {
+      cache.delete(topic)
+      cache.add(topic)
+    } else {
+      const value = cache.get(topic)
+      cache.delete(topic)
+      cache.set(topic, value)
+    }
   }
 }

@@ -25,7 +25,7 @@ export type BusEvent =
   | { kind: 'presence', topic: string, user: string, joined: boolean }
   | { kind: 'logout', sessionKey: string }
   /** A private topic's members changed (src/access.ts): `role` null when the user is no longer one. */
-  | { kind: 'members', topic: string, userId: number, user: string, role: 'owner' | 'member' | null, by: string }
+  | { kind: 'members', topic: string, userId: number, user: string, role: 'owner' | 'member' | null, by: string, previous?: 'owner' | 'member' | null }
 
 /** What a message's NOTIFY carries of it; the topic and the id come with the batch. */
 export interface NotifiedMessage {

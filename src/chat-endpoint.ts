@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { Access, MembersChange, Role, TopicAction } from './access.js'
 import type { Connection, EndpointDefinition, Refusal } from './endpoint.js'
 import type { ChatHandshake, ChatState } from './chat-handshake.js'
 import type { ChatPolicing } from './chat-policing.js'
@@ -6,7 +7,7 @@ import type { History } from './message-store.js'
 import { errorFrame, isValidTopic, maxTopicsPerConnection, parseClientFrame, type ClientFrame, type ErrorCode, type ErrorFrame, type ServerFrame } from './protocol.js'
 import type { Publisher, PublishRefusal } from './publisher.js'
 import type { SessionSockets } from './session-sockets.js'
-import type { SubscribeOptions, Subscriber } from './topic-bus.js'
+import { AccessRefusedError, type SubscribeOptions, type Subscriber } from './topic-bus.js'
 import type { TopicCreations } from './topic-creations.js'
 import type { User } from './users.js'
 
@@ -40,6 +41,8 @@ export interface ChatEndpointOptions {
   presence: ChatPresence
   publisher: Pick<Publisher, 'queue' | 'allAnswered'>
   topicCreations: Pick<TopicCreations, 'admit'>
+  /** Who may do what in a topic (src/access.ts): asked before anything of a topic is counted, read or sent. */
+  access: Pick<Access, 'decide' | 'forgetMembers' | 'refresh' | 'knownVisibility'>
   /** The history reads a user may make (plugins/history-reads.ts): 0, or the wait in ms. */
   historyReads: { take(userId: number): number }
   sessionSockets: Pick<SessionSockets, 'add' | 'delete'>
@@ -48,17 +51,24 @@ export interface ChatEndpointOptions {
   upgradeRefused(statusCode: number): void
 }
 
+/** Private topics whose members are read again at once after a LISTEN outage. */
+const concurrentMemberReads = 8
+
 /**
  * The chat endpoint, /chat, on the endpoint layer (src/endpoint.ts): opens only for a
  * logged-in session showing its ticket (src/chat-handshake.ts), subscribes to the URL's
  * topic with its history, and speaks the frames of src/protocol.ts: subscribe, unsubscribe
- * and publish in; subscribed, unsubscribed, ack, message, joined, left and error out.
+ * and publish in; subscribed, unsubscribed, added, ack, message, joined, left and error out.
+ * Every frame that names a topic asks the access module first (publishes, in the publish
+ * path); a member removed from a private topic is unsubscribed from it here at once.
  */
 export class ChatEndpoint implements EndpointDefinition<ChatState, ServerFrame> {
   readonly name = 'chat'
   readonly path = '/chat'
   readonly keepaliveIntervalMs: number
   readonly maxBufferedBytes: number
+  /** The open connections by user id: membership changes reach a user's sockets. */
+  private readonly byUser = new Map<number, Set<ChatConnection>>()
 
   constructor (private readonly options: ChatEndpointOptions) {
     this.keepaliveIntervalMs = options.keepaliveIntervalMs
@@ -73,6 +83,9 @@ export class ChatEndpoint implements EndpointDefinition<ChatState, ServerFrame> 
     const { user, sessionId, firstTopic } = connection.state
     this.options.handshake.opened(user)
     this.options.sessionSockets.add(sessionId, connection)
+    let ofUser = this.byUser.get(user.id)
+    if (ofUser === undefined) this.byUser.set(user.id, ofUser = new Set())
+    ofUser.add(connection)
     this.options.log.info({ reqId: connection.reqId, user: user.name, topic: firstTopic }, 'socket opened')
     if (!isValidTopic(firstTopic)) {
       connection.send(errorFrame('bad_topic', 'the topic in the URL is not a topic name; subscribe to one'))
@@ -105,6 +118,9 @@ export class ChatEndpoint implements EndpointDefinition<ChatState, ServerFrame> 
     for (const topic of [...topics]) this.unsubscribe(connection, topic)
     this.options.handshake.closed(user)
     this.options.sessionSockets.delete(sessionId, connection)
+    const ofUser = this.byUser.get(user.id)
+    ofUser?.delete(connection)
+    if (ofUser?.size === 0) this.byUser.delete(user.id)
     this.options.policing.forget(connection)
   }
 
@@ -117,12 +133,91 @@ export class ChatEndpoint implements EndpointDefinition<ChatState, ServerFrame> 
     await this.options.publisher.allAnswered()
   }
 
+  /**
+   * A membership change, made here or heard from another instance (Access.onChange): a
+   * removed user's sockets here leave the topic (`unsubscribed`, reason `removed`), and an
+   * added user's sockets hear `added`. A change of role is no `added`.
+   */
+  membersChanged (change: MembersChange, before: Role | null | undefined): void {
+    const sockets = this.byUser.get(change.userId)
+    if (sockets === undefined) return
+    if (change.role === null) {
+      for (const connection of sockets) this.removeFrom(connection, change.topic)
+    } else if (before === null || before === undefined) {
+      for (const connection of sockets) connection.send({ type: 'added', topic: change.topic, by: change.by })
+    }
+  }
+
+  /**
+   * After a LISTEN outage, before the catch-up (the topic bus's beforeCatchUp): membership
+   * changes may have been missed, so every private topic's members are forgotten, those of
+   * the topics subscribed here (every topic not known to be public) are read again, and the
+   * sockets of users no longer members leave them. Throws when the database cannot say (the
+   * bus tries again, from the start).
+   */
+  async recheckMembers (): Promise<void> {
+    const { access } = this.options
+    access.forgetMembers()
+    const subscribers = new Map<string, ChatConnection[]>()
+    for (const sockets of this.byUser.values()) {
+      for (const connection of sockets) {
+        for (const topic of connection.state.topics) {
+          if (access.knownVisibility(topic) === 'public') continue
+          const list = subscribers.get(topic)
+          if (list === undefined) subscribers.set(topic, [connection])
+          else list.push(connection)
+        }
+      }
+    }
+    const topics = [...subscribers.keys()]
+    const readNext = async (): Promise<void> => {
+      for (let topic = topics.pop(); topic !== undefined; topic = topics.pop()) {
+        const members = await access.refresh(topic)
+        if (members === undefined) continue
+        for (const connection of subscribers.get(topic) ?? []) {
+          if (!members.has(connection.state.user.id)) this.removeFrom(connection, topic)
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(concurrentMemberReads, topics.length) }, readNext))
+  }
+
+  /** The user is no longer a member of the topic: this socket leaves it, and hears why. */
+  private removeFrom (connection: ChatConnection, topic: string): void {
+    if (!connection.state.topics.has(topic)) return
+    this.unsubscribe(connection, topic)
+    connection.send({ type: 'unsubscribed', topic, reason: 'removed' })
+  }
+
+  /**
+   * Whether the user may do `action` in the topic (src/access.ts); when not, the refusal is
+   * sent: `forbidden` or `bad_topic` with the topic, or `unavailable` when the database
+   * cannot say.
+   */
+  private async may (connection: ChatConnection, topic: string, action: TopicAction, ref?: string): Promise<boolean> {
+    let decision
+    try {
+      decision = await this.options.access.decide(connection.state.user.id, topic, action)
+    } catch (error) {
+      this.options.log.warn({ err: error, topic }, 'reading who may use a topic failed')
+      connection.send(errorFrame('unavailable', `could not tell whether you may use ${topic}; try again`, ref, topic))
+      return false
+    }
+    if (decision.allowed) return true
+    connection.send(decision.code === 'bad_topic'
+      ? errorFrame('bad_topic', `there is no direct-message topic ${topic}; start one with POST /api/dm`, ref, topic)
+      : errorFrame('forbidden', `${topic} is private and you are not a member`, ref, topic))
+    return false
+  }
+
   private async dispatch (connection: ChatConnection, frame: ClientFrame): Promise<void> {
     switch (frame.type) {
       case 'subscribe':
         await this.subscribe(connection, frame.topic, frame.since)
         return
       case 'unsubscribe':
+        // Leaving is always allowed; a topic not subscribed says no more than a subscribe would.
+        if (!connection.state.topics.has(frame.topic) && !await this.may(connection, frame.topic, 'read')) return
         this.unsubscribe(connection, frame.topic)
         connection.send({ type: 'unsubscribed', topic: frame.topic })
         return
@@ -144,6 +239,8 @@ export class ChatEndpoint implements EndpointDefinition<ChatState, ServerFrame> 
       policing.refuse(connection, `over the history reads a user may make per second; subscribe again in ${readWaitMs} ms`, readWaitMs, undefined, topic)
       return
     }
+    // Who may read it, before a new topic is counted and anything of it is read.
+    if (!await this.may(connection, topic, 'read')) return
     // A subscribe may bring a topic into being: TOPIC_CREATE_RATE (free when the topic is known to exist).
     const creation = await this.options.topicCreations.admit(user.id, topic, { make: true })
     if (creation === 'unavailable') {
@@ -166,6 +263,12 @@ export class ChatEndpoint implements EndpointDefinition<ChatState, ServerFrame> 
     } catch (error) {
       // A later subscribe to the topic (after an unsubscribe) may have taken its place: it stays.
       if (isNew && !bus.has(topic, connection) && topics.delete(topic)) presence.leave(topic, user)
+      if (error instanceof AccessRefusedError) {
+        // Removed while subscribing: the bus let nothing of the topic through.
+        if (topics.delete(topic)) presence.leave(topic, user)
+        connection.send(errorFrame('forbidden', `${topic} is private and you are not a member`, undefined, topic))
+        return
+      }
       log.warn({ err: error, topic }, 'subscribe failed')
       connection.send(errorFrame('unavailable', `could not read the history of ${topic}; subscribe again`))
       return
@@ -200,7 +303,7 @@ export class ChatEndpoint implements EndpointDefinition<ChatState, ServerFrame> 
 
   private answerRefusal (connection: ChatConnection, refusal: PublishRefusal, ref: string): void {
     if (refusal.code === 'rate_limited') this.options.policing.refuse(connection, refusal.message, refusal.retryAfterMs ?? 1000, ref)
-    else connection.send(errorFrame(refusal.code, refusal.message, ref))
+    else connection.send(errorFrame(refusal.code, refusal.message, ref, refusal.topic))
   }
 }
 

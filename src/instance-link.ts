@@ -17,7 +17,11 @@ export interface InstancesListener {
   deliverCommitted(frame: MessageFrame): void
   /** Messages committed elsewhere up to `lastId`, too large for the NOTIFY: read them. */
   hint(topic: string, lastId: number): void
-  /** The LISTEN connection is back: read whatever every topic missed meanwhile. */
+  /**
+   * The LISTEN connection is back: read whatever every topic missed meanwhile (the topic bus
+   * first reads again who may receive the private topics: their membership changes may have
+   * been missed too).
+   */
   catchUp(): void
   /** Whether the topic has subscribers here. */
   serves(topic: string): boolean

@@ -137,7 +137,14 @@ export const SubscribedFrame = Type.Object({
   present: Type.Array(Type.String()),
   truncated: Type.Optional(Type.Literal(true))
 })
-export const UnsubscribedFrame = Type.Object({ type: Type.Literal('unsubscribed'), topic: Type.String() })
+export const UnsubscribedFrame = Type.Object({
+  type: Type.Literal('unsubscribed'),
+  topic: Type.String(),
+  /** Set when the server unsubscribed the connection itself: `removed`, the user is no longer a member of the private topic. */
+  reason: Type.Optional(Type.Literal('removed'))
+})
+/** The user was added to a private topic (or a direct-message topic was started with them), by `by`. */
+export const AddedFrame = Type.Object({ type: Type.Literal('added'), topic: Type.String(), by: Type.String() })
 export const AckFrame = Type.Object({ type: Type.Literal('ack'), ref: Type.String(), id: Type.Integer(), at: Type.String() })
 export const JoinedFrame = Type.Object({ type: Type.Literal('joined'), topic: Type.String(), user: Type.String() })
 export const LeftFrame = Type.Object({ type: Type.Literal('left'), topic: Type.String(), user: Type.String() })
@@ -146,11 +153,11 @@ export const ErrorFrame = Type.Object({
   code: Type.Union(errorCodes.map((code) => Type.Literal(code))),
   message: Type.String(),
   ref: Type.Optional(Type.String()),
-  /** The topic of a refused subscribe. */
+  /** The topic the refusal is about: always with `forbidden` (a subscribe, `since`, publish or unsubscribe of a private topic). */
   topic: Type.Optional(Type.String()),
   retryAfterMs: Type.Optional(Type.Integer({ minimum: 0 }))
 })
-export const ServerFrame = Type.Union([MessageFrame, SubscribedFrame, UnsubscribedFrame, AckFrame, JoinedFrame, LeftFrame, ErrorFrame])
+export const ServerFrame = Type.Union([MessageFrame, SubscribedFrame, UnsubscribedFrame, AddedFrame, AckFrame, JoinedFrame, LeftFrame, ErrorFrame])
 export type ServerFrame = Static<typeof ServerFrame>
 export type SubscribedFrame = Static<typeof SubscribedFrame>
 export type ErrorFrame = Static<typeof ErrorFrame>
@@ -253,8 +260,10 @@ export const ajvFormats = { ref: isRef, password: isPassword }
 
 // ---- Validation of client frames ----
 
-export function errorFrame (code: ErrorCode, message: string, ref?: string): ErrorFrame {
-  return ref === undefined ? { type: 'error', code, message } : { type: 'error', code, message, ref }
+export function errorFrame (code: ErrorCode, message: string, ref?: string, topic?: string): ErrorFrame {
+  const frame: ErrorFrame = ref === undefined ? { type: 'error', code, message } : { type: 'error', code, message, ref }
+  if (topic !== undefined) frame.topic = topic
+  return frame
 }
 
 export function isValidTopic (topic: unknown): topic is string {

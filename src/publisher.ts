@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import type { Access } from './access.js'
 import type { Queryable } from './db/database.js'
 import { LogSampler } from './log-sampler.js'
 import type { NotifyOptions } from './message-store.js'
@@ -9,8 +10,8 @@ import { BusUnavailableError } from './topic-bus.js'
 import { TopicCreations } from './topic-creations.js'
 import type { User } from './users.js'
 
-/** A publish that will not be stored, in the words of an `error` frame. */
-export interface PublishRefusal { ok: false, code: ErrorCode, message: string, retryAfterMs?: number }
+/** A publish that will not be stored, in the words of an `error` frame (`topic` with `forbidden` and `bad_topic`). */
+export interface PublishRefusal { ok: false, code: ErrorCode, message: string, retryAfterMs?: number, topic?: string }
 
 export type PublishOutcome =
   | { ok: true, message: MessageFrame, duplicate: boolean }
@@ -31,6 +32,8 @@ export interface PublisherOptions {
   notify: NotifyOptions | undefined
   /** Whether the topic bus hears every other instance: publishes are refused while it does not. */
   busReady: () => boolean
+  /** Who may publish where (src/access.ts): asked before anything is counted or stored. */
+  access: Pick<Access, 'decide'>
   /** Each message committed here, for delivery: the topic bus's `deliverCommitted`. */
   onCommitted: (message: MessageFrame) => void
   /** Each publish attempt that got as far as the rate limit, with how it ended (the metrics). */
@@ -56,8 +59,9 @@ const failureLogEveryMs = 10_000
 
 /**
  * The one publish path of WebSocket and HTTP alike, for a text already validated: the
- * user's rate limit and TOPIC_CREATE_RATE, then the publish queue, whose commits go on to
- * the topic bus. Never throws: every way a publish ends is a PublishOutcome.
+ * user's rate limit, whether the user may publish in the topic (src/access.ts), and
+ * TOPIC_CREATE_RATE, then the publish queue, whose commits go on to the topic bus. Never
+ * throws: every way a publish ends is a PublishOutcome.
  */
 export class Publisher {
   /** TOPIC_CREATE_RATE, which subscribes ask too. */
@@ -99,6 +103,9 @@ export class Publisher {
       const { retryAfterMs } = allowed
       return this.refused({ ok: false, code: 'rate_limited', message: `over ${publishRatePerSecond} messages per second; nothing was stored; resend in ${retryAfterMs} ms`, retryAfterMs })
     }
+    // Who may publish here, before a new topic is counted: no read for a topic known here.
+    const refusal = await this.mayPublish(user, topic)
+    if (refusal !== undefined) return this.refused(refusal)
     const creation = await this.topicCreations.admit(user.id, topic, { make: false })
     if (creation === 'unavailable') return this.refused(unavailable)
     if (creation !== 'ok') {
@@ -138,6 +145,22 @@ export class Publisher {
   stop (): void {
     this.perUser.stop()
     this.commits.stop()
+  }
+
+  /** Undefined when the user may publish in the topic, else the refusal. */
+  private async mayPublish (user: User, topic: string): Promise<PublishRefusal | undefined> {
+    let decision
+    try {
+      decision = await this.options.access.decide(user.id, topic, 'publish')
+    } catch (error) {
+      const unlogged = this.failureLog.take()
+      if (unlogged !== undefined) this.options.log.warn({ err: error, topic, unlogged }, 'publish refused: who may publish could not be read')
+      return unavailable
+    }
+    if (decision.allowed) return undefined
+    return decision.code === 'bad_topic'
+      ? { ok: false, code: 'bad_topic', message: `there is no direct-message topic ${topic}; start one with POST /api/dm; nothing was stored`, topic }
+      : { ok: false, code: 'forbidden', message: `${topic} is private and you are not a member; nothing was stored`, topic }
   }
 
   private refused (refusal: PublishRefusal): QueuedPublish {

@@ -186,7 +186,7 @@ export async function setMember (db: Pick<Database, 'orm'>, change: {
     if (locked.targetRole === 'owner' && locked.owners === 1) return refused('last_owner')
     await tx.insert(topicMembers).values({ topic, userId: target.id, role })
       .onConflictDoUpdate({ target: [topicMembers.topic, topicMembers.userId], set: { role } })
-    const made: MembersChange = { topic, userId: target.id, user: target.name, role, by: caller.name }
+    const made: MembersChange = { topic, userId: target.id, user: target.name, role, by: caller.name, previous: locked.targetRole ?? null }
     await tellOthers(tx, change.notify, made)
     return { ok: true, change: made }
   })
@@ -215,7 +215,7 @@ export async function removeMember (db: Pick<Database, 'orm'>, change: {
     if (locked.targetRole === undefined) return refused('not_found')
     if (locked.targetRole === 'owner' && locked.owners === 1 && locked.members > 1) return refused('last_owner')
     await tx.delete(topicMembers).where(and(eq(topicMembers.topic, topic), eq(topicMembers.userId, target.id)))
-    const made: MembersChange = { topic, userId: target.id, user: target.name, role: null, by: caller.name }
+    const made: MembersChange = { topic, userId: target.id, user: target.name, role: null, by: caller.name, previous: locked.targetRole }
     await tellOthers(tx, change.notify, made)
     return { ok: true, change: made }
   })

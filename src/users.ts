@@ -32,18 +32,22 @@ export async function createUser (orm: Orm, name: string, passwordHash: string):
   }
 }
 
-/** The user of that name, whatever its case, with what a login checks. */
-export async function findUserByName (orm: Orm, name: string): Promise<(User & { passwordHash: string, disabled: boolean }) | undefined> {
+/**
+ * The user of that name, whatever its case, with what a login checks: `passwordHash` is
+ * undefined for an account without a password (a bot, a user admitted by token), which no
+ * password opens.
+ */
+export async function findUserByName (orm: Orm, name: string): Promise<(User & { passwordHash: string | undefined, disabled: boolean }) | undefined> {
   const [user] = await orm.select({ id: users.id, name: users.name, passwordHash: users.passwordHash, disabled })
     .from(users)
     .where(eq(lowerName, name.toLowerCase()))
-  return user
+  return user === undefined ? undefined : { ...user, passwordHash: user.passwordHash ?? undefined }
 }
 
 /** The password hash of a user, for a password change to check the current one. */
 export async function passwordHashOf (orm: Orm, userId: number): Promise<string | undefined> {
   const [user] = await orm.select({ passwordHash: users.passwordHash }).from(users).where(eq(users.id, userId))
-  return user?.passwordHash
+  return user?.passwordHash ?? undefined
 }
 
 /**

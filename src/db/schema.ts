@@ -5,14 +5,33 @@ export const users = pgTable('users', {
   id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
   /** Shown as registered; unique without regard to case. */
   name: text('name').notNull(),
-  passwordHash: text('password_hash').notNull(),
+  /** Null for an account that has no password: a bot, or a user admitted by token. */
+  passwordHash: text('password_hash'),
   createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  /**
+   * `password`: registered, logs in with a password; `bot`: a program with a key, made by its
+   * owner; `token`: an application's own user, admitted by a signed token (first sight makes it).
+   */
+  kind: text('kind').notNull().default('password'),
+  /** A bot's owner: the user who made it. Null for every other kind. */
+  ownerId: integer('owner_id'),
   /** Granted and revoked by `npm run admin` only. */
   admin: boolean('admin').notNull().default(false),
   /** Set by an administrator: the user cannot log in and has no session; null while enabled. */
   disabledAt: timestamp('disabled_at', { withTimezone: true })
 }, (t) => [
-  uniqueIndex('users_name_lower_key').on(sql`lower(${t.name})`)
+  uniqueIndex('users_name_lower_key').on(sql`lower(${t.name})`),
+  index('users_owner_id_idx').on(t.ownerId).where(sql`owner_id is not null`),
+  check('users_kind_check', sql`${t.kind} in ('password', 'bot', 'token')`)
+])
+
+/** A bot's key, stored only as its hash (SHA-256 of a random key: a key is no password to guess). Revoking deletes it. */
+export const botKeys = pgTable('bot_keys', {
+  userId: integer('user_id').primaryKey().references(() => users.id, { onDelete: 'cascade' }),
+  keyHash: text('key_hash').notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow()
+}, (t) => [
+  uniqueIndex('bot_keys_key_hash_key').on(t.keyHash)
 ])
 
 export const sessions = pgTable('sessions', {
@@ -71,6 +90,10 @@ export const messages = pgTable('messages', {
   /** The author's name as registered, kept with the message so history needs no join. */
   author: text('author').notNull(),
   text: text('text').notNull(),
+  /** A program's JSON payload (`data`), with or instead of `text`; null when there is none. */
+  data: jsonb('data'),
+  /** Whether the author is a bot, kept with the message as its name is. */
+  bot: boolean('bot').notNull().default(false),
   /** The client's id for the message: a resend with the same ref stores nothing new. */
   ref: text('ref'),
   at: timestamp('at', { withTimezone: true }).notNull().defaultNow()

@@ -105,7 +105,7 @@ t.test('a route of a topic that declares no topicAccess does not start', async (
   t.teardown(async () => { await app.close() })
   // What plugins/access.ts needs of the plugins it depends on, and no more.
   await app.register(fp(async (fastify) => { fastify.decorate('db', { query: async () => [] } as never) }, { name: 'database' }))
-  await app.register(fp(async (fastify) => { fastify.decorate('topicBus', { onEvent: () => {}, tellOtherInstances: () => {} } as never) }, { name: 'topic-bus' }))
+  await app.register(fp(async (fastify) => { fastify.decorate('topicBus', { onEvent: () => {}, tellOtherInstances: () => {}, filterDeliveries: () => {} } as never) }, { name: 'topic-bus' }))
   await app.register(access)
   app.get('/api/topics/:topic/declared', { config: { topicAccess: 'read' } }, async () => ({}))
   t.throws(() => app.get('/api/topics/:topic/forgotten', async () => ({})), /GET \/api\/topics\/:topic\/forgotten: a route of a topic declares config.topicAccess/)

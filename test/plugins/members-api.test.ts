@@ -87,7 +87,7 @@ t.test('members: who may list, add, change and remove them', async (t) => {
   t.match(answer(await app.inject({ url: '/api/topics/team/members' })), refusal(401, 'unauthorized'))
 
   t.same(answer(await a.put('team', bob.username.toUpperCase(), 'member')), { status: 204, body: undefined }, 'an owner adds a member, by name in any case')
-  t.same(heard, [{ topic: 'team', userId: bob.id, user: bob.username, role: 'member', by: ann.username }], 'told to this instance: the name as registered')
+  t.same(heard, [{ topic: 'team', userId: bob.id, user: bob.username, role: 'member', by: ann.username, previous: null }], 'told to this instance: the name as registered')
   t.equal((await b.history('team')).statusCode, 200, 'the new member reads the topic')
   t.same(answer(await a.put('team', bob.username, 'member')), { status: 204, body: undefined }, 'the same role again')
   t.equal(heard.length, 1, 'changes nothing and tells nothing')
@@ -116,8 +116,8 @@ t.test('members: who may list, add, change and remove them', async (t) => {
   t.same(answer(await a.remove('team', cat.username)), { status: 204, body: undefined }, 'an owner removes another owner')
   t.match(answer(await c.members('team')), refusal(403, 'forbidden'))
   t.same(heard, [
-    { topic: 'team', userId: bob.id, user: bob.username, role: null, by: bob.username },
-    { topic: 'team', userId: cat.id, user: cat.username, role: null, by: ann.username }
+    { topic: 'team', userId: bob.id, user: bob.username, role: null, by: bob.username, previous: 'member' },
+    { topic: 'team', userId: cat.id, user: cat.username, role: null, by: ann.username, previous: 'owner' }
   ])
   t.equal((await a.put('team', eve.username, 'member')).statusCode, 204)
   t.match(answer(await a.remove('team', ann.username)), refusal(409, 'last_owner'), 'the only owner cannot leave while others stay')
@@ -138,7 +138,7 @@ t.test('POST /api/dm: the same people always get the same topic, whoever asks; i
   const { topic } = started.json<{ topic: { name: string } }>()
   t.match(topic.name, /^dm\./)
   t.same(started.json(), { topic: { name: topic.name, visibility: 'private', kind: 'dm', members: [ann.username, bob.username].sort() } })
-  t.same(heard, [{ topic: topic.name, userId: bob.id, user: bob.username, role: 'member', by: ann.username }], 'bob is told he was added')
+  t.same(heard, [{ topic: topic.name, userId: bob.id, user: bob.username, role: 'member', by: ann.username, previous: null }], 'bob is told he was added')
   t.same((await b.dm([ann.username.toUpperCase()])).json(), started.json(), 'the other way round, any case: the same topic')
   t.same((await a.dm([bob.username, ann.username, bob.username.toLowerCase()])).json(), started.json(), 'the caller\'s own name and repeats are ignored')
   t.equal(heard.length, 1, 'only the first start tells anyone')
@@ -183,7 +183,7 @@ t.test('a change made on one instance holds on the other as soon as it hears it'
   t.match(answer(await b.history('shared')), refusal(403, 'forbidden'), 'not a member yet: instance two keeps the members now')
   const added = new Promise<MembersChange>((resolve) => { two.app.access.onChange(resolve) })
   t.equal((await a.put('shared', bob.username, 'member')).statusCode, 204)
-  t.same(await added, { topic: 'shared', userId: bob.id, user: bob.username, role: 'member', by: ann.username }, 'instance two hears the change')
+  t.same(await added, { topic: 'shared', userId: bob.id, user: bob.username, role: 'member', by: ann.username, previous: null }, 'instance two hears the change')
   t.equal((await b.history('shared')).statusCode, 200, 'and lets bob in')
   const removed = new Promise<MembersChange>((resolve) => { two.app.access.onChange(resolve) })
   t.equal((await a.remove('shared', bob.username)).statusCode, 204)
@@ -192,6 +192,6 @@ t.test('a change made on one instance holds on the other as soon as it hears it'
 
   const dm = new Promise<MembersChange>((resolve) => { two.app.access.onChange(resolve) })
   const started = (await a.dm([bob.username])).json<{ topic: { name: string } }>().topic
-  t.same(await dm, { topic: started.name, userId: bob.id, user: bob.username, role: 'member', by: ann.username }, 'a direct-message topic started with bob')
+  t.same(await dm, { topic: started.name, userId: bob.id, user: bob.username, role: 'member', by: ann.username, previous: null }, 'a direct-message topic started with bob')
   t.same((await b.dm([ann.username])).json<{ topic: { name: string } }>().topic.name, started.name, 'the same topic from the other instance')
 })

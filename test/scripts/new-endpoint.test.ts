@@ -105,16 +105,16 @@ t.test('new:endpoint in a copy of the project', async (t) => {
     const before = readFileSync(app, 'utf8')
     const result = await run('npm', ['run', '--silent', 'new:endpoint', '--', 'live-feed'], dir)
     t.equal(result.code, 0, 'exit code 0', { stderr: result.stderr })
-    t.match(result.stdout, /created plugins\/live-feed-endpoint\.ts\ncreated test\/live-feed-endpoint\.test\.ts\n/, 'says what it created')
+    t.match(result.stdout, /created plugins\/live-feed-endpoint\.ts\ncreated test\/plugins\/live-feed-endpoint\.test\.ts\n/, 'says what it created')
 
     const plugin = readFileSync(join(dir, 'plugins', 'live-feed-endpoint.ts'), 'utf8')
     t.match(plugin, "path: '/live-feed'")
     t.match(plugin, 'addEndpoint<LiveFeedState, LiveFeedFrame>(fastify, {', 'typed by its state and its frames')
-    t.match(plugin, "import { showsItsTicket } from '../../src/tickets.js'")
+    t.match(plugin, "import { showsItsTicket } from '../src/tickets.js'")
     t.match(plugin, "{ name: 'live-feed-endpoint', fastify: '5.x', dependencies: ['config', 'websocket', 'session'] }")
-    t.ok(existsSync(join(dir, 'test', 'live-feed-endpoint.test.ts')), 'the test exists')
+    t.ok(existsSync(join(dir, 'test', 'plugins', 'live-feed-endpoint.test.ts')), 'the test exists')
     t.equal(readFileSync(app, 'utf8'), before
-      .replace(importMarker, `${importMarker}\nimport liveFeedEndpoint from '../../plugins/live-feed-endpoint.js'`)
+      .replace(importMarker, `${importMarker}\nimport liveFeedEndpoint from '../plugins/live-feed-endpoint.js'`)
       .replace(registrationMarker, `${registrationMarker}\n  await app.register(liveFeedEndpoint)`),
     'server/app.ts imports and registers it right after the markers, and nothing else changed')
   })

@@ -2,6 +2,7 @@ import t from 'tap'
 import type { FastifyBaseLogger } from 'fastify'
 import { openDatabase } from '../../src/db/open.js'
 import type { ErrorCode, MessageFrame } from '../../src/protocol.js'
+import { Access } from '../../src/access.js'
 import { Publisher, type PublisherOptions } from '../../src/publisher.js'
 import { tempDir } from '../helpers/app.js'
 
@@ -24,6 +25,7 @@ t.test('the publisher', async (t) => {
       log: quiet,
       notify: undefined,
       busReady: () => true,
+      access: new Access({ db }),
       onCommitted: (message) => { handedOn.push(message) },
       onPublished: (result) => { counted.push(result) },
       publishRatePerSecond: 1000,

@@ -217,3 +217,82 @@ t.test('a topic\'s kept messages are let go, and the user\'s share with them, wh
   t.equal(bus.recentBytes(), 0)
   t.equal(bus.recentBytes(1), 0)
 })
+
+t.test('a private topic reaches its members only; while its members are not known its frames wait; a catch-up waits for the hooks before it', async (t) => {
+  const app = await buildTestApp(t)
+  const { id } = await register(app)
+  const bus = new TopicBus(app.db, app.log)
+  t.teardown(async () => { await bus.close() })
+  // What the access module would say: 'room' is private, with members 1 and 2.
+  const members = new Set([1, 2])
+  let known = true
+  let learnt: (() => void) | undefined
+  const served: string[] = []
+  bus.filterDeliveries({
+    visibility: (topic) => topic === 'room' ? (known ? 'private' : undefined) : 'public',
+    mayReceive: (userId) => members.has(userId),
+    learn: async () => {
+      await new Promise<void>((resolve) => { learnt = resolve })
+      known = true
+      return 'private'
+    },
+    served: (topic) => { served.push(`+${topic}`) },
+    unserved: (topic) => { served.push(`-${topic}`) }
+  })
+  const inbox = (): { subscriber: Subscriber, texts: string[], next: () => Promise<void> } => {
+    const texts: string[] = []
+    let wake: (() => void) | undefined
+    return {
+      texts,
+      subscriber: {
+        send (frame) {
+          const parsed = Buffer.isBuffer(frame) ? JSON.parse(frame.toString()) as ServerFrame : frame
+          texts.push(parsed.type === 'message' ? parsed.text : parsed.type)
+          wake?.()
+        },
+        reply (frame) { texts.push(frame.type) }
+      },
+      next: async () => { await new Promise<void>((resolve) => { wake = resolve }) }
+    }
+  }
+  const member = inbox()
+  const removed = inbox()
+  const subscribed = (history: History): ServerFrame => ({ type: 'subscribed', topic: 'room', history: history.messages, present: [] })
+  await bus.subscribe('room', member.subscriber, { historyLimit: 5, userId: 1 }, subscribed)
+  await bus.subscribe('room', removed.subscriber, { historyLimit: 5, userId: 2 }, subscribed)
+  t.same(served, ['+room'], 'the filter is told the topic has subscribers here')
+  const frame = (n: number): MessageFrame => ({ type: 'message', topic: 'room', id: n, author: 'w', text: `m${n}`, at: new Date().toISOString() })
+
+  members.delete(2)
+  bus.deliverCommitted(frame(1))
+  bus.broadcast('room', { type: 'joined', topic: 'room', user: 'someone' })
+  t.same(member.texts, ['subscribed', 'm1', 'joined'])
+  t.same(removed.texts, ['subscribed'], 'no message, no notice to a subscriber who is no member')
+
+  // The members forgotten (a LISTEN outage): the next message waits until they are read.
+  known = false
+  bus.deliverCommitted(frame(2))
+  bus.deliverCommitted(frame(3))
+  t.same(member.texts, ['subscribed', 'm1', 'joined'], 'held')
+  learnt?.()
+  await member.next()
+  t.same(member.texts, ['subscribed', 'm1', 'joined', 'm2', 'm3'], 'released in order once read')
+  t.same(removed.texts, ['subscribed'])
+
+  // A catch-up runs its hooks first, again when one fails, then reads what was missed.
+  await app.db.query("INSERT INTO topics (name, last_id) VALUES ('room', 4)")
+  await app.db.query("INSERT INTO messages (topic, id, author_id, author, text) VALUES ('room', 4, $1, 'w', 'm4')", [id])
+  let hookRuns = 0
+  bus.beforeCatchUp(async () => {
+    if (++hookRuns === 1) throw new Error('the database went away')
+  })
+  bus.catchUp()
+  await member.next()
+  t.equal(hookRuns, 2, 'the failed hook ran again before the catch-up')
+  t.same(member.texts.at(-1), 'm4', 'then the missed message')
+  t.same(removed.texts, ['subscribed'])
+
+  bus.unsubscribe('room', member.subscriber)
+  bus.unsubscribe('room', removed.subscriber)
+  t.same(served, ['+room', '-room'], 'and that it has none')
+})
