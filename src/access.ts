@@ -200,7 +200,8 @@ export class Access {
     const found = this.privateTopics.get(change.topic)
     let before = change.previous
     if (found !== undefined) {
-      before ??= found.roles.get(change.userId) ?? null
+      // null says "not a member" (a direct message's members are known here before their change is applied).
+      if (before === undefined) before = found.roles.get(change.userId) ?? null
       if (change.role === null) found.roles.delete(change.userId)
       else found.roles.set(change.userId, change.role)
     }
