@@ -53,7 +53,7 @@ forEachEngine(t, async (t, env) => {
 
   await t.test('an owner adds, changes and removes members; others may only leave', async (t) => {
     t.same(await setMember(app.db, { topic: 'team', caller: user(ann), name: bob.username.toUpperCase(), role: 'member', notify }),
-      { ok: true, change: { topic: 'team', userId: bob.id, user: bob.username, role: 'member', by: ann.username } }, 'the name as registered')
+      { ok: true, change: { topic: 'team', userId: bob.id, user: bob.username, role: 'member', by: ann.username, previous: null } }, 'the name as registered')
     t.same(await setMember(app.db, { topic: 'team', caller: user(ann), name: bob.username, role: 'member', notify }), { ok: true, change: undefined }, 'no change, nothing to tell')
     t.same(await setMember(app.db, { topic: 'team', caller: user(bob), name: cat.username, role: 'member', notify }), { ok: false, code: 'forbidden' }, 'a member adds nobody')
     t.same(await setMember(app.db, { topic: 'team', caller: user(cat), name: cat.username, role: 'owner', notify }), { ok: false, code: 'forbidden' }, 'a stranger adds nobody')
@@ -72,7 +72,7 @@ forEachEngine(t, async (t, env) => {
     t.same(await removeMember(app.db, { topic: 'team', caller: user(ann), name: dan.username, notify }), { ok: false, code: 'not_found' })
     t.same(await removeMember(app.db, { topic: 'team', caller: user(ann), name: 'nobody-at-all', notify }), { ok: false, code: 'unknown_user' })
     t.same(await removeMember(app.db, { topic: 'team', caller: user(bob), name: bob.username, notify }),
-      { ok: true, change: { topic: 'team', userId: bob.id, user: bob.username, role: null, by: bob.username } }, 'a member leaves')
+      { ok: true, change: { topic: 'team', userId: bob.id, user: bob.username, role: null, by: bob.username, previous: 'member' } }, 'a member leaves')
     t.match(await removeMember(app.db, { topic: 'team', caller: user(ann), name: cat.username, notify }), { ok: true, change: { role: null } }, 'an owner removes another owner')
     t.match(await setMember(app.db, { topic: 'team', caller: user(ann), name: dan.username, role: 'member', notify }), { ok: true })
     t.same(await removeMember(app.db, { topic: 'team', caller: user(ann), name: ann.username, notify }), { ok: false, code: 'last_owner' },
@@ -152,8 +152,8 @@ t.test('a change tells the other instances by a NOTIFY sent at its commit', asyn
   await startDirectMessage(app.db, { topic, callerId: a.id, memberIds: [a.id, b.id], added: [{ topic, userId: b.id, user: b.username, role: 'member', by: a.username }], notify: bus })
   heard.push(await started)
   t.same(heard.map(decodeNotification), [
-    { kind: 'event', instanceId: 'one', event: { kind: 'members', topic: 'told', userId: b.id, user: b.username, role: 'member', by: a.username } },
-    { kind: 'event', instanceId: 'one', event: { kind: 'members', topic: 'told', userId: b.id, user: b.username, role: null, by: b.username } },
+    { kind: 'event', instanceId: 'one', event: { kind: 'members', topic: 'told', userId: b.id, user: b.username, role: 'member', by: a.username, previous: null } },
+    { kind: 'event', instanceId: 'one', event: { kind: 'members', topic: 'told', userId: b.id, user: b.username, role: null, by: b.username, previous: 'member' } },
     { kind: 'event', instanceId: 'one', event: { kind: 'members', topic, userId: b.id, user: b.username, role: 'member', by: a.username } }
   ])
   t.equal(await startDirectMessage(app.db, { topic, callerId: b.id, memberIds: [a.id, b.id], added: [], notify: bus }), 'exists')
