@@ -1,0 +1,93 @@
+// @ts-check
+
+/**
+ * One WebSocket to /chat, whatever implements it: the browser's own, or one passed in for
+ * Node (`ws`'s WebSocket class, which also takes headers). It reads frames as JSON and tells
+ * how it closed, with the HTTP status of an upgrade the server refused when the
+ * implementation says (`ws` does; a browser never tells).
+ */
+
+/**
+ * What this library needs of a WebSocket: the browser's, `ws`'s and undici's all fit.
+ * @typedef {object} WebSocketLike
+ * @property {number} readyState
+ * @property {(data: string) => void} send
+ * @property {(code?: number, reason?: string) => void} close
+ * @property {(type: string, listener: (event: any) => void) => void} addEventListener
+ */
+/**
+ * A WebSocket class: called as `new WebSocket(url)`, or `new WebSocket(url, { headers })`
+ * when there are headers to send (a key, a cookie).
+ * @typedef {new (url: string, ...rest: any[]) => WebSocketLike} WebSocketClass
+ */
+
+/** WebSocket's readyState when open, the same in every implementation. */
+const openState = 1
+
+/**
+ * @typedef {object} SocketListeners
+ * @property {() => void} open
+ * @property {(frame: { type: string, [field: string]: any }) => void} frame
+ * @property {(close: { code: number, reason: string, refusedStatus?: number }) => void} close
+ */
+
+export class Socket {
+  #closed = false
+  /** @type {number | undefined} */
+  #refusedStatus = undefined
+
+  /**
+   * @param {{ WebSocket: WebSocketClass, url: string, headers?: Record<string, string>, listeners: SocketListeners }} options
+   */
+  constructor ({ WebSocket, url, headers, listeners }) {
+    this.listeners = listeners
+    this.socket = headers === undefined ? new WebSocket(url) : new WebSocket(url, { headers })
+    this.socket.addEventListener('open', () => { if (!this.#closed) listeners.open() })
+    this.socket.addEventListener('message', (/** @type {{ data: unknown }} */ event) => {
+      if (this.#closed || typeof event.data !== 'string') return
+      let frame
+      try {
+        frame = JSON.parse(event.data)
+      } catch {
+        return
+      }
+      if (typeof frame?.type === 'string') listeners.frame(frame)
+    })
+    this.socket.addEventListener('error', (/** @type {{ message?: unknown }} */ event) => {
+      // ws: "Unexpected server response: 401" when the upgrade was refused.
+      const status = /Unexpected server response: (\d{3})/.exec(String(event.message ?? ''))?.[1]
+      if (status !== undefined) this.#refusedStatus = Number(status)
+    })
+    this.socket.addEventListener('close', (/** @type {{ code: number, reason: string }} */ event) => {
+      this.#end(event.code, String(event.reason ?? ''))
+    })
+  }
+
+  get open () {
+    return !this.#closed && this.socket.readyState === openState
+  }
+
+  /** @param {object} frame */
+  send (frame) {
+    if (this.open) this.socket.send(JSON.stringify(frame))
+  }
+
+  /**
+   * Closes it from this side; the close listener is told at once, not when the server answers.
+   * @param {number} code
+   * @param {string} reason
+   */
+  close (code, reason) {
+    try {
+      this.socket.close(code, reason)
+    } catch { /* still connecting, in some implementations: it is dropped all the same */ }
+    this.#end(code, reason)
+  }
+
+  /** @param {number} code @param {string} reason */
+  #end (code, reason) {
+    if (this.#closed) return
+    this.#closed = true
+    this.listeners.close(this.#refusedStatus === undefined ? { code, reason } : { code, reason, refusedStatus: this.#refusedStatus })
+  }
+}
