@@ -4,7 +4,6 @@ import { chatUrl, credentials, TokenRefresh, Unauthorized } from './auth.js'
 import { afterClose, Retry } from './backoff.js'
 import { CanopyError } from './errors.js'
 import { Emitter } from './events.js'
-import { Pace } from './pace.js'
 import { newRef } from './outbox.js'
 import { Publishing } from './publishing.js'
 import { Socket } from './socket.js'
@@ -44,7 +43,6 @@ export class CanopyClient extends Emitter {
   #attempts = 0
   /** The current socket has delivered a frame: it works end to end. */
   #worked = false
-  #pace
   #subscriptions
   #publishing
   #retry
@@ -67,18 +65,10 @@ export class CanopyClient extends Emitter {
     this.fetch = options.fetch ?? ((input, init) => scope.fetch(input, init))
     /** @type {Link} */
     const link = {
-      send: (frame) => this.#socket?.open === true && (this.#socket.send(frame), true),
+      send: (frame) => { this.#socket?.send(frame) },
       open: () => this.#socket?.open === true,
-      paused: () => this.#pace.paused,
-      pauseFor: (delayMs) => { this.#pace.pauseFor(delayMs) },
-      later: (delayMs, action) => { this.#pace.later(delayMs, action) }
+      later: (delayMs, action) => { this.#socket?.later(delayMs, action) }
     }
-    this.#pace = new Pace({
-      resumed: () => {
-        this.#subscriptions.resumed()
-        this.#publishing.flush()
-      }
-    })
     this.#subscriptions = new Subscriptions({ link, emit: (type, event) => { this.emit(type, event) } })
     this.#publishing = new Publishing({ link, store: options.outbox })
     this.#retry = new Retry({ backoff: options.backoff, wakeups: options.wakeups, connect: () => { void this.#connect() } })
@@ -219,7 +209,6 @@ export class CanopyClient extends Emitter {
   #dropped ({ code, reason, refusedStatus }) {
     this.#socket = undefined
     this.#tokenRefresh?.stop()
-    this.#pace.dropped()
     this.#subscriptions.dropped()
     this.#publishing.dropped()
     const after = afterClose({ code, refusedStatus, authKind: this.auth.kind })
@@ -242,7 +231,6 @@ export class CanopyClient extends Emitter {
     this.#ended = true
     this.#retry.stop()
     this.#tokenRefresh?.stop()
-    this.#pace.stop()
     const error = new CanopyError(byClient ? 'closed' : 'unauthorized', byClient ? 'the client is closed' : `the connection ended: ${reason}`)
     // The publishes of a user who is gone are not sent by whoever connects next.
     this.#publishing.end(error, { forget: !byClient })
@@ -265,7 +253,9 @@ export class CanopyClient extends Emitter {
         if (this.#subscriptions.live(frame)) this.emit(frame.type, /** @type {any} */ (frame))
         return
       case 'ack':
-        if (this.#publishing.acked(/** @type {AckFrame} */ (frame))) this.emit('ack', /** @type {AckFrame} */ (frame))
+        if (!this.#publishing.acked(/** @type {AckFrame} */ (frame))) return
+        this.emit('ack', /** @type {AckFrame} */ (frame))
+        this.#publishing.flush()
         return
       case 'error': {
         const error = /** @type {ErrorFrame} */ (frame)

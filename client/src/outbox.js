@@ -131,15 +131,13 @@ export class Outbox {
   }
 
   /**
-   * Refused for now: it stays in flight, to be sent again when `due` is called (after its
-   * wait), or at the next `takeSendable` with `now`.
+   * Refused for now: it stays in flight, to be sent again once `due` is called (after its wait).
    * @param {string} ref
-   * @param {'later' | 'now'} when
    */
-  retry (ref, when) {
+  retry (ref) {
     const pending = this.#pending.get(ref)
     if (pending === undefined || pending.state === 'queued') return
-    pending.state = when === 'now' ? 'due' : 'waiting'
+    pending.state = 'waiting'
   }
 
   /** A waiting entry's wait is over. @param {string} ref */

@@ -16,8 +16,8 @@ const maxFrameBytes = 64 * 1024
 
 /**
  * A client's publishes, from `publish` to their ack: kept in the outbox, sent while fewer
- * than 32 are in flight, sent again after `rate_limited` once the pause is over, after
- * `unavailable` after a backoff, and on every new socket, always with their first `ref`.
+ * than 32 are in flight, sent again after `rate_limited` once its `retryAfterMs` is over,
+ * after `unavailable` after a backoff, and on every new socket, always with their first `ref`.
  */
 export class Publishing {
   #outbox
@@ -63,17 +63,20 @@ export class Publishing {
 
   /** Sends what may be sent now. */
   flush () {
-    if (!this.link.open() || this.link.paused()) return
+    if (!this.link.open()) return
     for (const entry of this.#outbox.takeSendable()) this.link.send(entry)
   }
 
-  /** @param {AckFrame} frame @returns {boolean} whether it acks one of these publishes */
+  /**
+   * An ack: the publish it answers is done (its promise resolves). The next are sent by
+   * `flush`, once the ack has been told.
+   * @param {AckFrame} frame
+   * @returns {boolean} whether it acks one of these publishes
+   */
   acked (frame) {
     const pending = this.#outbox.remove(frame.ref)
-    if (pending === undefined) return false
-    pending.settle?.resolve({ id: frame.id, at: frame.at })
-    this.flush()
-    return true
+    pending?.settle?.resolve({ id: frame.id, at: frame.at })
+    return pending !== undefined
   }
 
   /** @param {ErrorFrame} frame @returns {boolean} whether it refuses one of these publishes */
@@ -81,14 +84,14 @@ export class Publishing {
     const ref = frame.ref
     const pending = ref === undefined ? undefined : this.#outbox.get(ref)
     if (ref === undefined || pending === undefined) return false
-    if (frame.code === 'rate_limited') {
-      // The polite client: nothing more is sent until the wait is over, then this goes again.
-      this.#outbox.retry(ref, 'now')
-      this.link.pauseFor(frame.retryAfterMs ?? resendBackoff.firstDelayMs)
-    } else if (frame.code === 'unavailable') {
-      pending.failures += 1
-      this.#outbox.retry(ref, 'later')
-      this.link.later(backoffDelayMs(pending.failures - 1, resendBackoff), () => {
+    if (frame.code === 'rate_limited' || frame.code === 'unavailable') {
+      // rate_limited: the polite client sends it again once its own hint is over (the server
+      // gives each refused publish a later token), still counted in flight meanwhile.
+      // unavailable: again after a backoff.
+      if (frame.code === 'unavailable') pending.failures += 1
+      const delayMs = frame.code === 'rate_limited' ? frame.retryAfterMs ?? resendBackoff.firstDelayMs : backoffDelayMs(pending.failures - 1, resendBackoff)
+      this.#outbox.retry(ref)
+      this.link.later(delayMs, () => {
         this.#outbox.due(ref)
         this.flush()
       })

@@ -4,7 +4,8 @@
  * One WebSocket to /chat, whatever implements it: the browser's own, or one passed in for
  * Node (`ws`'s WebSocket class, which also takes headers). It reads frames as JSON and tells
  * how it closed, with the HTTP status of an upgrade the server refused when the
- * implementation says (`ws` does; a browser never tells).
+ * implementation says (`ws` does; a browser never tells). What waits to be sent again on it
+ * waits on its timers, which close with it.
  */
 
 /**
@@ -35,6 +36,8 @@ export class Socket {
   #closed = false
   /** @type {number | undefined} */
   #refusedStatus = undefined
+  /** @type {Set<ReturnType<typeof setTimeout>>} what waits to be sent again on this socket */
+  #timers = new Set()
 
   /**
    * @param {{ WebSocket: WebSocketClass, url: string, headers?: Record<string, string>, listeners: SocketListeners }} options
@@ -73,6 +76,21 @@ export class Socket {
   }
 
   /**
+   * Runs `action` after `delayMs`, unless the socket closes first: a new socket sends
+   * everything afresh.
+   * @param {number} delayMs
+   * @param {() => void} action
+   */
+  later (delayMs, action) {
+    if (this.#closed) return
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer)
+      action()
+    }, delayMs)
+    this.#timers.add(timer)
+  }
+
+  /**
    * Closes it from this side; the close listener is told at once, not when the server answers.
    * @param {number} code
    * @param {string} reason
@@ -88,6 +106,8 @@ export class Socket {
   #end (code, reason) {
     if (this.#closed) return
     this.#closed = true
+    for (const timer of this.#timers) clearTimeout(timer)
+    this.#timers.clear()
     this.listeners.close(this.#refusedStatus === undefined ? { code, reason } : { code, reason, refusedStatus: this.#refusedStatus })
   }
 }

@@ -9,12 +9,10 @@ import { TopicFeed } from './topic-feed.js'
  */
 
 /**
- * What the client's parts send through: the socket, held back by a `rate_limited` pause.
+ * What the client's parts send through: the socket open now, if any.
  * @typedef {object} Link
- * @property {(frame: object) => boolean} send sends on the open socket; false when none is open
+ * @property {(frame: object) => void} send sends on the open socket (nothing when none is)
  * @property {() => boolean} open whether a socket is open
- * @property {() => boolean} paused whether a `rate_limited` pause holds publishes and subscribes back
- * @property {(delayMs: number) => void} pauseFor
  * @property {(delayMs: number, action: () => void) => void} later runs `action` after `delayMs`, unless the socket drops first
  */
 /** @typedef {<K extends keyof ClientEvents>(type: K, event: ClientEvents[K]) => void} Emit */
@@ -37,8 +35,6 @@ export class Subscriptions {
   #waiters = new Map()
   /** @type {string[]} topics asked on this socket, in order: an error without ref or topic answers the first */
   #asked = []
-  /** @type {Set<string>} topics to ask once the pause is over */
-  #toAsk = new Set()
 
   /** @param {{ link: Link, emit: Emit }} options */
   constructor ({ link, emit }) {
@@ -78,7 +74,6 @@ export class Subscriptions {
     const feed = this.#feeds.get(topic)
     if (feed === undefined || !feed.wanted) return
     feed.wanted = false
-    this.#toAsk.delete(topic)
     this.#settle(topic, new CanopyError('unsubscribed', `unsubscribed from ${topic}`, { topic }))
     this.link.send({ type: 'unsubscribe', topic })
   }
@@ -101,19 +96,8 @@ export class Subscriptions {
     for (const feed of this.#feeds.values()) if (feed !== urlFeed && feed.wanted) this.#ask(feed)
   }
 
-  /** The `rate_limited` pause is over: what it held back is asked now. */
-  resumed () {
-    const topics = [...this.#toAsk]
-    this.#toAsk.clear()
-    for (const topic of topics) {
-      const feed = this.#feeds.get(topic)
-      if (feed?.wanted === true) this.#ask(feed)
-    }
-  }
-
   dropped () {
     this.#asked = []
-    this.#toAsk.clear()
     for (const feed of this.#feeds.values()) feed.dropped()
   }
 
@@ -159,12 +143,11 @@ export class Subscriptions {
     if (topic === noTopic) return frame.code !== 'bad_topic'
     const feed = topic === undefined ? undefined : this.#feeds.get(topic)
     if (feed === undefined || !feed.refused() || !feed.wanted) return true
-    if (frame.code === 'rate_limited') {
-      this.link.pauseFor(frame.retryAfterMs ?? resendBackoff.firstDelayMs)
-      this.#ask(feed)
-    } else if (frame.code === 'unavailable') {
-      feed.failures += 1
-      this.link.later(backoffDelayMs(feed.failures - 1, resendBackoff), () => {
+    if (frame.code === 'rate_limited' || frame.code === 'unavailable') {
+      // Asked again once the hint is over (rate_limited), or after a backoff (unavailable).
+      if (frame.code === 'unavailable') feed.failures += 1
+      const delayMs = frame.code === 'rate_limited' ? frame.retryAfterMs ?? resendBackoff.firstDelayMs : backoffDelayMs(feed.failures - 1, resendBackoff)
+      this.link.later(delayMs, () => {
         if (feed.wanted && feed.asks.length === 0) this.#ask(feed)
       })
     } else {
@@ -174,13 +157,9 @@ export class Subscriptions {
     return true
   }
 
-  /** Sends a subscribe for `feed` now, or once a socket is open and no pause holds it back. @param {TopicFeed} feed */
+  /** Sends a subscribe for `feed`, when a socket is open (a new socket asks every topic). @param {TopicFeed} feed */
   #ask (feed) {
     if (!this.link.open()) return
-    if (this.link.paused()) {
-      this.#toAsk.add(feed.topic)
-      return
-    }
     this.#asked.push(feed.topic)
     this.link.send(feed.ask())
   }

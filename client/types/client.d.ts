@@ -7,9 +7,6 @@
  * @import { Link } from './subscriptions.js'
  */
 /**
- * A client of Canopy's /chat (docs/client.md): one socket for every topic it subscribes to,
- * reconnected by itself. This file is the socket's life and the dispatch of frames; topics
- * are subscriptions.js's, publishes publishing.js's.
  * @typedef {object} ClientOptions
  * @property {string} [url] the server's base URL (http(s) or ws(s)); in a browser, the page's origin by default
  * @property {Auth} [auth] a session (the default: the browser's own), a bot's key or a token
@@ -75,11 +72,6 @@ export class CanopyClient extends Emitter<ClientEvents> {
     close(): void;
     #private;
 }
-/**
- * A client of Canopy's /chat (docs/client.md): one socket for every topic it subscribes to,
- * reconnected by itself. This file is the socket's life and the dispatch of frames; topics
- * are subscriptions.js's, publishes publishing.js's.
- */
 export type ClientOptions = {
     /**
      * the server's base URL (http(s) or ws(s)); in a browser, the page's origin by default

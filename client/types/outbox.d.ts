@@ -88,12 +88,10 @@ export class Outbox {
      */
     remove(ref: string): Pending | undefined;
     /**
-     * Refused for now: it stays in flight, to be sent again when `due` is called (after its
-     * wait), or at the next `takeSendable` with `now`.
+     * Refused for now: it stays in flight, to be sent again once `due` is called (after its wait).
      * @param {string} ref
-     * @param {'later' | 'now'} when
      */
-    retry(ref: string, when: "later" | "now"): void;
+    retry(ref: string): void;
     /** A waiting entry's wait is over. @param {string} ref */
     due(ref: string): void;
     /** The socket is gone: everything is sent again, in order, on the next. */

@@ -1,7 +1,7 @@
 /**
  * A client's publishes, from `publish` to their ack: kept in the outbox, sent while fewer
- * than 32 are in flight, sent again after `rate_limited` once the pause is over, after
- * `unavailable` after a backoff, and on every new socket, always with their first `ref`.
+ * than 32 are in flight, sent again after `rate_limited` once its `retryAfterMs` is over,
+ * after `unavailable` after a backoff, and on every new socket, always with their first `ref`.
  */
 export class Publishing {
     /** @param {{ link: Link, store?: OutboxStore }} options */
@@ -32,7 +32,12 @@ export class Publishing {
     }>;
     /** Sends what may be sent now. */
     flush(): void;
-    /** @param {AckFrame} frame @returns {boolean} whether it acks one of these publishes */
+    /**
+     * An ack: the publish it answers is done (its promise resolves). The next are sent by
+     * `flush`, once the ack has been told.
+     * @param {AckFrame} frame
+     * @returns {boolean} whether it acks one of these publishes
+     */
     acked(frame: AckFrame): boolean;
     /** @param {ErrorFrame} frame @returns {boolean} whether it refuses one of these publishes */
     refused(frame: ErrorFrame): boolean;

@@ -20,6 +20,13 @@ export class Socket {
     /** @param {object} frame */
     send(frame: object): void;
     /**
+     * Runs `action` after `delayMs`, unless the socket closes first: a new socket sends
+     * everything afresh.
+     * @param {number} delayMs
+     * @param {() => void} action
+     */
+    later(delayMs: number, action: () => void): void;
+    /**
      * Closes it from this side; the close listener is told at once, not when the server answers.
      * @param {number} code
      * @param {string} reason

@@ -2,12 +2,10 @@
  * @import { ClientEvents, ErrorFrame } from './events.js'
  */
 /**
- * What the client's parts send through: the socket, held back by a `rate_limited` pause.
+ * What the client's parts send through: the socket open now, if any.
  * @typedef {object} Link
- * @property {(frame: object) => boolean} send sends on the open socket; false when none is open
+ * @property {(frame: object) => void} send sends on the open socket (nothing when none is)
  * @property {() => boolean} open whether a socket is open
- * @property {() => boolean} paused whether a `rate_limited` pause holds publishes and subscribes back
- * @property {(delayMs: number) => void} pauseFor
  * @property {(delayMs: number, action: () => void) => void} later runs `action` after `delayMs`, unless the socket drops first
  */
 /** @typedef {<K extends keyof ClientEvents>(type: K, event: ClientEvents[K]) => void} Emit */
@@ -48,8 +46,6 @@ export class Subscriptions {
      * @param {string} urlTopic
      */
     opened(urlTopic: string): void;
-    /** The `rate_limited` pause is over: what it held back is asked now. */
-    resumed(): void;
     dropped(): void;
     /** Closed for good: every promise waiting rejects with `error`. @param {Error} error */
     end(error: Error): void;
@@ -71,22 +67,17 @@ export class Subscriptions {
     #private;
 }
 /**
- * What the client's parts send through: the socket, held back by a `rate_limited` pause.
+ * What the client's parts send through: the socket open now, if any.
  */
 export type Link = {
     /**
-     * sends on the open socket; false when none is open
+     * sends on the open socket (nothing when none is)
      */
-    send: (frame: object) => boolean;
+    send: (frame: object) => void;
     /**
      * whether a socket is open
      */
     open: () => boolean;
-    /**
-     * whether a `rate_limited` pause holds publishes and subscribes back
-     */
-    paused: () => boolean;
-    pauseFor: (delayMs: number) => void;
     /**
      * runs `action` after `delayMs`, unless the socket drops first
      */

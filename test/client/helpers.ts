@@ -14,8 +14,11 @@ export const fastBackoff = { firstDelayMs: 20, maxDelayMs: 200 }
 
 export interface SentFrame { socket: number, type: string, topic?: string, since?: number, ref?: string }
 
-/** ws's WebSocket, recording every frame the library sends, with the number of the socket it went on (1, 2, …). */
-export function recordingWebSocket (): { WebSocket: typeof WebSocket, sockets: WebSocket[], sent: SentFrame[] } {
+/**
+ * ws's WebSocket, recording every frame the library sends, with the number of the socket it
+ * went on (1, 2, …), and telling `onSend` of each as it goes.
+ */
+export function recordingWebSocket (onSend: (frame: SentFrame) => void = () => {}): { WebSocket: typeof WebSocket, sockets: WebSocket[], sent: SentFrame[] } {
   const sockets: WebSocket[] = []
   const sent: SentFrame[] = []
   class RecordingWebSocket extends WebSocket {
@@ -27,7 +30,9 @@ export function recordingWebSocket (): { WebSocket: typeof WebSocket, sockets: W
     }
 
     override send (data: unknown, ...rest: unknown[]): void {
-      sent.push({ socket: this.number, ...JSON.parse(String(data)) as Omit<SentFrame, 'socket'> })
+      const frame = { socket: this.number, ...JSON.parse(String(data)) as Omit<SentFrame, 'socket'> }
+      sent.push(frame)
+      onSend(frame)
       ;(super.send as (...args: unknown[]) => void)(data, ...rest)
     }
   }
