@@ -154,6 +154,8 @@ const refreshRetryMs = 5_000
 export class TokenRefresh {
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   #timer = undefined
+  /** Counts the stops: a refresh begun before one sends nothing. */
+  #stops = 0
 
   /**
    * @param {TokenAuth} auth
@@ -166,7 +168,7 @@ export class TokenRefresh {
     this.now = now
   }
 
-  /** The socket opened with `token`: replace it before it expires. @param {string} token */
+  /** The socket opened with `token` (or was sent it): replace it before it expires. @param {string} token */
   start (token) {
     const expiresAtMs = tokenExpiresAtMs(token)
     const leftMs = (expiresAtMs ?? 0) - this.now()
@@ -174,30 +176,31 @@ export class TokenRefresh {
     this.#later(Math.max(0, Math.min(leftMs * refreshAtShare, leftMs - refreshMarginMs)), expiresAtMs)
   }
 
+  /** The socket is gone: nothing more is sent. */
   stop () {
+    this.#stops += 1
     clearTimeout(this.#timer)
     this.#timer = undefined
   }
 
   /** @param {number} delayMs @param {number} expiresAtMs */
   #later (delayMs, expiresAtMs) {
-    this.stop()
-    this.#timer = setTimeout(() => { void this.#refresh(expiresAtMs) }, delayMs)
+    clearTimeout(this.#timer)
+    const stops = this.#stops
+    this.#timer = setTimeout(() => { void this.#refresh(expiresAtMs, stops) }, delayMs)
   }
 
-  /** @param {number} expiresAtMs */
-  async #refresh (expiresAtMs) {
-    const timer = this.#timer
+  /** @param {number} expiresAtMs @param {number} stops */
+  async #refresh (expiresAtMs, stops) {
     let token
     try {
       token = await this.auth.token()
     } catch {
-      if (timer === this.#timer && this.now() < expiresAtMs) this.#later(refreshRetryMs, expiresAtMs)
+      if (stops === this.#stops && this.now() < expiresAtMs) this.#later(refreshRetryMs, expiresAtMs)
       return
     }
-    // Stopped (the socket closed) while the token was being fetched.
-    if (timer !== this.#timer) return
+    if (stops !== this.#stops) return
     this.send({ type: 'auth', token })
-    this.start(token)
+    if (stops === this.#stops) this.start(token)
   }
 }

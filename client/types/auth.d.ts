@@ -98,8 +98,9 @@ export class TokenRefresh {
         token: string;
     }) => void;
     now: () => number;
-    /** The socket opened with `token`: replace it before it expires. @param {string} token */
+    /** The socket opened with `token` (or was sent it): replace it before it expires. @param {string} token */
     start(token: string): void;
+    /** The socket is gone: nothing more is sent. */
     stop(): void;
     #private;
 }
