@@ -9,17 +9,19 @@
  */
 
 /**
- * What this library needs of a WebSocket: the browser's, `ws`'s and undici's all fit.
- * @typedef {object} WebSocketLike
- * @property {number} readyState
- * @property {(data: string) => void} send
- * @property {(code?: number, reason?: string) => void} close
- * @property {(type: string, listener: (event: any) => void) => void} addEventListener
+ * What this library needs of a WebSocket: the browser's, `ws`'s and undici's all fit (as
+ * methods, whose parameters TypeScript compares loosely enough for `ws`'s typed events).
+ * @typedef {{
+ *   readyState: number,
+ *   send(data: string): void,
+ *   close(code?: number, reason?: string): void,
+ *   addEventListener(type: string, listener: (event: any) => void): void
+ * }} WebSocketLike
  */
 /**
  * A WebSocket class: called as `new WebSocket(url)`, or `new WebSocket(url, { headers })`
  * when there are headers to send (a key, a cookie).
- * @typedef {new (url: string, ...rest: any[]) => WebSocketLike} WebSocketClass
+ * @typedef {new (...args: any[]) => WebSocketLike} WebSocketClass
  */
 
 /** WebSocket's readyState when open, the same in every implementation. */

@@ -35,19 +35,20 @@ export class Socket {
     #private;
 }
 /**
- * What this library needs of a WebSocket: the browser's, `ws`'s and undici's all fit.
+ * What this library needs of a WebSocket: the browser's, `ws`'s and undici's all fit (as
+ * methods, whose parameters TypeScript compares loosely enough for `ws`'s typed events).
  */
 export type WebSocketLike = {
     readyState: number;
-    send: (data: string) => void;
-    close: (code?: number, reason?: string) => void;
-    addEventListener: (type: string, listener: (event: any) => void) => void;
+    send(data: string): void;
+    close(code?: number, reason?: string): void;
+    addEventListener(type: string, listener: (event: any) => void): void;
 };
 /**
  * A WebSocket class: called as `new WebSocket(url)`, or `new WebSocket(url, { headers })`
  * when there are headers to send (a key, a cookie).
  */
-export type WebSocketClass = new (url: string, ...rest: any[]) => WebSocketLike;
+export type WebSocketClass = new (...args: any[]) => WebSocketLike;
 export type SocketListeners = {
     open: () => void;
     frame: (frame: {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { WebSocket } from 'ws'
-import { CanopyClient, type ClientOptions, type Message, type StateChange } from '../../client/src/index.js'
+import { CanopyClient, type ClientOptions, type Message, type StateChange, type WebSocketClass } from '../../client/src/index.js'
 
 /**
  * What the tests of the client library share: a WebSocket class that records what the
@@ -18,7 +18,7 @@ export interface SentFrame { socket: number, type: string, topic?: string, since
  * ws's WebSocket, recording every frame the library sends, with the number of the socket it
  * went on (1, 2, …), and telling `onSend` of each as it goes.
  */
-export function recordingWebSocket (onSend: (frame: SentFrame) => void = () => {}): { WebSocket: typeof WebSocket, sockets: WebSocket[], sent: SentFrame[] } {
+export function recordingWebSocket (onSend: (frame: SentFrame) => void = () => {}): { WebSocket: WebSocketClass, sockets: WebSocket[], sent: SentFrame[] } {
   const sockets: WebSocket[] = []
   const sent: SentFrame[] = []
   class RecordingWebSocket extends WebSocket {
