@@ -133,17 +133,15 @@ export class CanopyClient extends Emitter {
 
   /** Resolves once every publish made so far is answered (rejects if the client ends first). @returns {Promise<void>} */
   allAcked () {
+    if (this.#publishing.size === 0) return Promise.resolve()
     return new Promise((resolve, reject) => {
-      /** @type {Array<() => void>} */
-      const offs = []
       const check = () => {
-        if (this.#publishing.size > 0 && !this.#ended) return
+        if (!this.#ended && this.#publishing.size > 0) return
         for (const off of offs) off()
-        if (this.#publishing.size === 0) resolve()
-        else reject(new CanopyError('closed', 'the client closed with publishes not acknowledged'))
+        if (this.#ended) reject(new CanopyError('closed', 'the client closed with publishes not acknowledged'))
+        else resolve()
       }
-      offs.push(this.on('ack', check), this.on('error', check), this.on('state', check))
-      check()
+      const offs = [this.on('ack', check), this.on('error', check), this.on('state', check)]
     })
   }
 

@@ -89,13 +89,14 @@ export class Outbox {
   }
 
   /**
-   * Entries a store kept from before: they go first, as they were made first.
+   * Entries a store kept from before: they go first, as they were made first. One made here
+   * already (published before the store was read, and so stored too) keeps its promise.
    * @param {OutboxEntry[]} entries
    */
   restore (entries) {
-    const later = [...this.#pending]
+    const later = new Map(this.#pending)
     this.#pending.clear()
-    for (const entry of entries) this.#pending.set(entry.ref, { entry, state: 'queued', failures: 0 })
+    for (const entry of entries) this.#pending.set(entry.ref, later.get(entry.ref) ?? { entry, state: 'queued', failures: 0 })
     for (const [ref, pending] of later) if (!this.#pending.has(ref)) this.#pending.set(ref, pending)
   }
 

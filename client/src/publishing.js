@@ -53,6 +53,7 @@ export class Publishing {
     /** @type {OutboxEntry} */
     const entry = { type: 'publish', topic, ...(typeof body === 'string' ? { text: body } : body), ref }
     if (!topicPattern.test(topic)) return Promise.reject(new CanopyError('bad_topic', `not a topic name: ${topic}`, { ref }))
+    if (this.#outbox.get(ref) !== undefined) return Promise.reject(new CanopyError('bad_request', `a publish with ref ${ref} is on its way already`, { ref }))
     if (new TextEncoder().encode(JSON.stringify(entry)).length > maxFrameBytes) {
       return Promise.reject(new CanopyError('bad_request', 'the publish is over 64 KiB', { ref }))
     }

@@ -71,7 +71,8 @@ export class Outbox {
      */
     add(entry: OutboxEntry, settle?: Pending["settle"]): void;
     /**
-     * Entries a store kept from before: they go first, as they were made first.
+     * Entries a store kept from before: they go first, as they were made first. One made here
+     * already (published before the store was read, and so stored too) keeps its promise.
      * @param {OutboxEntry[]} entries
      */
     restore(entries: OutboxEntry[]): void;

@@ -54,6 +54,17 @@ t.test('restored entries go before the new ones; settled ones leave the store', 
   t.same([...stored.keys()], [])
 })
 
+t.test('a publish made before the store was read, and so read back from it, keeps its promise', async (t) => {
+  const outbox = new Outbox()
+  let acked: unknown
+  outbox.add(entry(1), { resolve: (ack) => { acked = ack }, reject: () => {} })
+  outbox.restore([entry(0), entry(1)])
+  t.same(refs(outbox.entries()), ['r0', 'r1'])
+  outbox.takeSendable()
+  outbox.remove('r1')?.settle?.resolve({ id: 7, at: 'now' })
+  t.same(acked, { id: 7, at: 'now' })
+})
+
 t.test('abandoning rejects every promise; forgetting also empties the store', async (t) => {
   const stored = new Set<string>()
   const store = { load: () => [], put: (entry: OutboxEntry) => { stored.add(entry.ref) }, delete: (ref: string) => { stored.delete(ref) } }
