@@ -30,6 +30,21 @@ export function backoffDelayMs (failures, options = defaultBackoff, random = Mat
   return Math.floor(random() * ceilingMs)
 }
 
+/** After `unavailable`, a publish or subscribe goes again after a backoff of its own. */
+const resendBackoff = { firstDelayMs: 1000, maxDelayMs: 15_000 }
+
+/**
+ * How long a refused publish or subscribe waits before it goes again: the `retryAfterMs` of a
+ * `rate_limited` (the server staggers them, so that they do not all come back at once), or a
+ * backoff after `unavailable` answers in a row.
+ * @param {{ code: string, retryAfterMs?: number }} refusal
+ * @param {number} failures `unavailable` answers in a row, this one included
+ */
+export function resendDelayMs (refusal, failures) {
+  if (refusal.code === 'rate_limited') return refusal.retryAfterMs ?? resendBackoff.firstDelayMs
+  return backoffDelayMs(failures - 1, resendBackoff)
+}
+
 /**
  * What the client does after a socket closed: reconnect after a backoff, at once, or never.
  * @typedef {{ reconnect: 'backoff' | 'now' | 'never', reason?: string }} AfterClose

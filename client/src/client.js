@@ -7,7 +7,8 @@ import { Emitter } from './events.js'
 import { newRef } from './outbox.js'
 import { Publishing } from './publishing.js'
 import { Socket } from './socket.js'
-import { noTopic, Subscriptions, topicPattern } from './subscriptions.js'
+import { noTopic, Subscriptions } from './subscriptions.js'
+import { topicPattern } from './topic-feed.js'
 
 /**
  * @import { Auth, Fetch } from './auth.js'

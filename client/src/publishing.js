@@ -1,9 +1,9 @@
 // @ts-check
 
-import { backoffDelayMs } from './backoff.js'
+import { resendDelayMs } from './backoff.js'
 import { CanopyError } from './errors.js'
 import { Outbox } from './outbox.js'
-import { resendBackoff, topicPattern } from './subscriptions.js'
+import { topicPattern } from './topic-feed.js'
 
 /**
  * @import { AckFrame, ErrorFrame } from './events.js'
@@ -90,9 +90,8 @@ export class Publishing {
       // gives each refused publish a later token), still counted in flight meanwhile.
       // unavailable: again after a backoff.
       if (frame.code === 'unavailable') pending.failures += 1
-      const delayMs = frame.code === 'rate_limited' ? frame.retryAfterMs ?? resendBackoff.firstDelayMs : backoffDelayMs(pending.failures - 1, resendBackoff)
       this.#outbox.retry(ref)
-      this.link.later(delayMs, () => {
+      this.link.later(resendDelayMs(frame, pending.failures), () => {
         this.#outbox.due(ref)
         this.flush()
       })

@@ -1,6 +1,6 @@
 // @ts-check
 
-import { backoffDelayMs } from './backoff.js'
+import { resendDelayMs } from './backoff.js'
 import { CanopyError } from './errors.js'
 import { TopicFeed } from './topic-feed.js'
 
@@ -17,11 +17,8 @@ import { TopicFeed } from './topic-feed.js'
  */
 /** @typedef {<K extends keyof ClientEvents>(type: K, event: ClientEvents[K]) => void} Emit */
 
-export const topicPattern = /^[a-z0-9][a-z0-9_.-]{0,63}$/
 /** The URL's topic while none is wanted: not a topic name, so the socket starts subscribed to nothing. */
 export const noTopic = '-'
-/** After `unavailable`, a publish or subscribe is sent again after a backoff of its own. */
-export const resendBackoff = { firstDelayMs: 1000, maxDelayMs: 15_000 }
 
 /**
  * The topics a client subscribes to, on whichever socket is open: each topic's feed
@@ -146,8 +143,7 @@ export class Subscriptions {
     if (frame.code === 'rate_limited' || frame.code === 'unavailable') {
       // Asked again once the hint is over (rate_limited), or after a backoff (unavailable).
       if (frame.code === 'unavailable') feed.failures += 1
-      const delayMs = frame.code === 'rate_limited' ? frame.retryAfterMs ?? resendBackoff.firstDelayMs : backoffDelayMs(feed.failures - 1, resendBackoff)
-      this.link.later(delayMs, () => {
+      this.link.later(resendDelayMs(frame, feed.failures), () => {
         if (feed.wanted && feed.asks.length === 0) this.#ask(feed)
       })
     } else {

@@ -2,6 +2,9 @@
 
 /** @import { Entry } from './events.js' */
 
+/** What a topic name is (docs/protocol.md, Names and texts). */
+export const topicPattern = /^[a-z0-9][a-z0-9_.-]{0,63}$/
+
 /**
  * One topic's place in its log, and what to ask the server so that its user gets every entry
  * (message or change) once, in id order, across any number of dropped sockets.

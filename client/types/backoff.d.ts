@@ -8,6 +8,17 @@
  */
 export function backoffDelayMs(failures: number, options?: BackoffOptions, random?: () => number): number;
 /**
+ * How long a refused publish or subscribe waits before it goes again: the `retryAfterMs` of a
+ * `rate_limited` (the server staggers them, so that they do not all come back at once), or a
+ * backoff after `unavailable` answers in a row.
+ * @param {{ code: string, retryAfterMs?: number }} refusal
+ * @param {number} failures `unavailable` answers in a row, this one included
+ */
+export function resendDelayMs(refusal: {
+    code: string;
+    retryAfterMs?: number;
+}, failures: number): number;
+/**
  * What the client does after a socket closed: reconnect after a backoff, at once, or never.
  * @typedef {{ reconnect: 'backoff' | 'now' | 'never', reason?: string }} AfterClose
  */

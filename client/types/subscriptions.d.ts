@@ -9,13 +9,8 @@
  * @property {(delayMs: number, action: () => void) => void} later runs `action` after `delayMs`, unless the socket drops first
  */
 /** @typedef {<K extends keyof ClientEvents>(type: K, event: ClientEvents[K]) => void} Emit */
-export const topicPattern: RegExp;
 /** The URL's topic while none is wanted: not a topic name, so the socket starts subscribed to nothing. */
 export const noTopic: "-";
-export namespace resendBackoff {
-    let firstDelayMs: number;
-    let maxDelayMs: number;
-}
 /**
  * The topics a client subscribes to, on whichever socket is open: each topic's feed
  * (topic-feed.js), the subscribes asked and not answered, and the promises waiting for a

@@ -1,4 +1,6 @@
 /** @import { Entry } from './events.js' */
+/** What a topic name is (docs/protocol.md, Names and texts). */
+export const topicPattern: RegExp;
 /**
  * One topic's place in its log, and what to ask the server so that its user gets every entry
  * (message or change) once, in id order, across any number of dropped sockets.

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { afterClose, backoffDelayMs, defaultBackoff, onWakeup, Retry } from '../../client/src/backoff.js'
+import { afterClose, backoffDelayMs, defaultBackoff, onWakeup, resendDelayMs, Retry } from '../../client/src/backoff.js'
 
 /** Reconnection timing without a server: the backoff, the close codes, the wakeups. */
 
@@ -10,6 +10,15 @@ t.test('exponential backoff with full jitter: anywhere below a ceiling that doub
   t.equal(backoffDelayMs(5, options, () => 0), 0, 'full jitter: as low as nothing')
   t.equal(backoffDelayMs(1, options, () => 0.5), 100)
   t.same(defaultBackoff, { firstDelayMs: 500, maxDelayMs: 15_000 })
+})
+
+t.test('a refused frame waits its own retryAfterMs, or a backoff after unavailable', async (t) => {
+  t.equal(resendDelayMs({ code: 'rate_limited', retryAfterMs: 750 }, 0), 750)
+  t.equal(resendDelayMs({ code: 'rate_limited' }, 0), 1000, 'a hint missing: a second')
+  for (const failures of [1, 2, 3, 9]) {
+    const delayMs = resendDelayMs({ code: 'unavailable' }, failures)
+    t.ok(delayMs >= 0 && delayMs < Math.min(15_000, 1000 * 2 ** (failures - 1)), `after ${failures}: ${delayMs} ms`)
+  }
 })
 
 t.test('close codes: 4401 ends for good, 1013 comes back at once, the rest after a backoff', async (t) => {
