@@ -47,8 +47,11 @@ declare module 'fastify' {
     user: User | undefined
     /** Set when a program's key or token admitted the request's user (no session then). */
     programAuthentication: ProgramAuthentication | undefined
-    /** Why the request's key or token admits no one: a 401 (before the upgrade, on /chat). */
-    credentialRefusal: string | undefined
+    /**
+     * Why the request's key or token admits no one (401), or why it could not be checked
+     * (503): refused at once, but an upgrade, which its endpoint refuses (src/chat-handshake.ts).
+     */
+    credentialRefusal: HttpError | undefined
   }
 }
 
@@ -106,17 +109,24 @@ export default fp(async function session (fastify) {
       if (userId !== undefined && userName !== undefined) request.user = { id: userId, name: userName }
       return
     }
-    const admission = await programs.admit(credential)
-    if (admission.ok) {
-      request.user = admission.user
-      request.programAuthentication = admission.authentication
-      return
+    let refusal
+    try {
+      const admission = await programs.admit(credential)
+      if (admission.ok) {
+        request.user = admission.user
+        request.programAuthentication = admission.authentication
+        return
+      }
+      refusal = new HttpError(401, 'unauthorized', admission.message)
+    } catch (error) {
+      request.log.warn({ err: error }, 'checking a key or token failed')
+      refusal = new HttpError(503, 'unavailable', 'Could not check the key or token; try again')
     }
-    request.credentialRefusal = admission.message
-    if (request.headers.upgrade === undefined) throw new HttpError(401, 'unauthorized', admission.message)
+    request.credentialRefusal = refusal
+    if (request.headers.upgrade === undefined) throw refusal
   })
   fastify.decorate('requireUser', async (request: FastifyRequest) => {
-    if (request.credentialRefusal !== undefined) throw new HttpError(401, 'unauthorized', request.credentialRefusal)
+    if (request.credentialRefusal !== undefined) throw request.credentialRefusal
     if (request.user === undefined) throw new HttpError(401, 'unauthorized', 'Log in first')
   })
 

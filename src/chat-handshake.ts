@@ -44,7 +44,8 @@ export class ChatHandshake {
   /** The new connection's state, or why it may not open. */
   check (request: FastifyRequest): ChatState | Refusal {
     const { user, session, programAuthentication: authentication } = request
-    if (request.credentialRefusal !== undefined) return refuse(401, 'unauthorized', request.credentialRefusal)
+    const { credentialRefusal: refusal } = request
+    if (refusal !== undefined) return refuse(refusal.statusCode, refusal.code, refusal.message)
     if (user === undefined) return refuse(401, 'unauthorized', 'Log in first')
     const { topic } = request.query as { topic?: unknown }
     if (authentication === undefined) {
