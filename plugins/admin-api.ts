@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { botIdsOf } from '../src/bots.js'
 import { HttpError } from '../src/errors.js'
 import { hashPassword } from '../src/passwords.js'
 import { Credentials, UserBody, UserNameParams, UsersBody, UsersQuery } from '../src/protocol.js'
@@ -62,8 +63,10 @@ export default fp(async function adminApi (fastify) {
       }
       const disabled = await disableUser(fastify.db, name)
       if (disabled === undefined) throw unknownUser(name)
-      // Their sockets close with 4401, here and on every other instance.
+      // Their sockets close with 4401, here and on every other instance, with those of their
+      // programs: their own (a token's) and their bots' (whose keys stop working meanwhile).
       for (const sessionId of disabled.endedSessions) sessionEnded(sessionId)
+      fastify.programsEnded([disabled.user.id, ...await botIdsOf(fastify.db, disabled.user.id)])
       adminEvent(request, 'disabled', { user: disabled.user.name, sessions: disabled.endedSessions.length })
       return await reply.code(204).send()
     })

@@ -47,6 +47,7 @@ export default fp(async function chatEndpoint (fastify) {
     access: fastify.access,
     historyReads: fastify.historyReads,
     sessionSockets: fastify.sessionSockets,
+    admitToken: fastify.admitToken,
     published: (result) => { metrics.published(result) },
     upgradeRefused: (statusCode) => { metrics.upgradeRefused(statusCode) }
   })

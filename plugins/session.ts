@@ -6,6 +6,8 @@ import { PostgresSessionStore, sessionCookieName } from '../src/session-store.js
 import { HttpError } from '../src/errors.js'
 import { repeatUntilClose } from '../src/periodic.js'
 import type { User } from '../src/users.js'
+import { ProgramAuth, programCredentialOf, type ProgramAdmission, type ProgramAuthentication } from '../src/program-auth.js'
+import { TokenVerifier } from '../src/tokens.js'
 
 declare module 'fastify' {
   interface Session {
@@ -29,10 +31,27 @@ declare module 'fastify' {
     onSessionEnded(listener: (sessionId: string) => void): void
     /** Tells every onSessionEnded listener that this session ended (plugins/accounts.ts does). */
     sessionEnded(sessionId: string): void
+    /**
+     * Called with the ids of users whose programs' sockets (opened with a key or a token) must
+     * close: a bot's key revoked, a user or a bot's owner disabled. plugins/session-sockets.ts
+     * closes them, here and on every instance.
+     */
+    onProgramsEnded(listener: (userIds: number[]) => void): void
+    /** Tells every onProgramsEnded listener (plugins/bots-api.ts and plugins/admin-api.ts do). */
+    programsEnded(userIds: number[]): void
+    /** The user a signed token admits, for an `auth` frame that replaces a socket's token (src/program-auth.ts). */
+    admitToken(token: string): Promise<ProgramAdmission>
   }
   interface FastifyRequest {
-    /** The logged-in user of the session, if any. */
+    /** The user of the request: the session's, or the one a program's key or token admits. */
     user: User | undefined
+    /** Set when a program's key or token admitted the request's user (no session then). */
+    programAuthentication: ProgramAuthentication | undefined
+    /**
+     * Why the request's key or token admits no one (401), or why it could not be checked
+     * (503): refused at once, but an upgrade, which its endpoint refuses (src/chat-handshake.ts).
+     */
+    credentialRefusal: HttpError | undefined
   }
 }
 
@@ -48,6 +67,15 @@ export default fp(async function session (fastify) {
   // Path=/ and no Domain, which the production name's `__Host-` prefix requires.
   const cookie = { path: '/', httpOnly: true, sameSite: 'lax', secure: fastify.config.production } as const
   await fastify.register(fastifyCookie)
+  // A program's request (a key or a token, src/program-auth.ts) is no session's: its cookie is
+  // not read, so no session of it is loaded or ended, and it is sent no cookie (this onSend
+  // runs before @fastify/session's, which then has no session to save).
+  fastify.addHook('onRequest', async (request) => {
+    if (programCredentialOf(request) !== undefined) request.cookies = {}
+  })
+  fastify.addHook('onSend', async (request) => {
+    if (programCredentialOf(request) !== undefined) (request as { session: unknown }).session = null
+  })
   await fastify.register(fastifySession, {
     secret: fastify.config.sessionSecret,
     cookieName,
@@ -62,13 +90,43 @@ export default fp(async function session (fastify) {
   const endedListeners: Array<(sessionId: string) => void> = []
   fastify.decorate('onSessionEnded', (listener: (sessionId: string) => void) => { endedListeners.push(listener) })
   fastify.decorate('sessionEnded', (sessionId: string) => { for (const listener of endedListeners) listener(sessionId) })
+  const programsEndedListeners: Array<(userIds: number[]) => void> = []
+  fastify.decorate('onProgramsEnded', (listener: (userIds: number[]) => void) => { programsEndedListeners.push(listener) })
+  fastify.decorate('programsEnded', (userIds: number[]) => { for (const listener of programsEndedListeners) listener(userIds) })
+  const programs = new ProgramAuth(fastify.db, new TokenVerifier({ secret: fastify.config.authJwtSecret, jwks: fastify.config.authJwks }))
+  fastify.decorate('admitToken', async (token: string) => await programs.admitToken(token))
   fastify.decorateRequest('user', undefined)
-  // Right after @fastify/session has loaded the session, so every later hook sees the user.
+  fastify.decorateRequest('programAuthentication', undefined)
+  fastify.decorateRequest('credentialRefusal', undefined)
+  // Right after @fastify/session has loaded the session, so every later hook sees the user:
+  // the session's, or the one a program's credential admits (one query). A credential that
+  // admits no one is a 401 at once, but on an upgrade, which its endpoint refuses before
+  // the upgrade (src/chat-handshake.ts) and counts.
   fastify.addHook('onRequest', async (request) => {
-    const { userId, userName } = request.session
-    if (userId !== undefined && userName !== undefined) request.user = { id: userId, name: userName }
+    const credential = programCredentialOf(request)
+    if (credential === undefined) {
+      const { userId, userName } = request.session
+      if (userId !== undefined && userName !== undefined) request.user = { id: userId, name: userName }
+      return
+    }
+    let refusal
+    try {
+      const admission = await programs.admit(credential)
+      if (admission.ok) {
+        request.user = admission.user
+        request.programAuthentication = admission.authentication
+        return
+      }
+      refusal = new HttpError(401, 'unauthorized', admission.message)
+    } catch (error) {
+      request.log.warn({ err: error }, 'checking a key or token failed')
+      refusal = new HttpError(503, 'unavailable', 'Could not check the key or token; try again')
+    }
+    request.credentialRefusal = refusal
+    if (request.headers.upgrade === undefined) throw refusal
   })
   fastify.decorate('requireUser', async (request: FastifyRequest) => {
+    if (request.credentialRefusal !== undefined) throw request.credentialRefusal
     if (request.user === undefined) throw new HttpError(401, 'unauthorized', 'Log in first')
   })
 

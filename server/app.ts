@@ -15,6 +15,7 @@ import rateLimit from '../plugins/rate-limit.js'
 import session from '../plugins/session.js'
 import accounts from '../plugins/accounts.js'
 import adminApi from '../plugins/admin-api.js'
+import botsApi from '../plugins/bots-api.js'
 import shutdown from '../plugins/shutdown.js'
 import health from '../plugins/health.js'
 import metrics from '../plugins/metrics.js'
@@ -49,10 +50,13 @@ const pluginTimeoutMs = 120_000
 /** Causes of a logged error that are cleaned of query values; a deeper chain is cut short. */
 const maxLoggedCauses = 8
 
+/** Query parameters whose values are secrets: a ticket opens /chat for as long as its session lives, a token for as long as it is valid. */
+const secretParams = new Set(['ticket', 'token'])
+
 /**
- * A url as it may be logged: the value of every `ticket` query parameter hidden, since a
- * ticket opens /chat for as long as its session lives. A query whose names cannot be
- * decoded is hidden whole, as the query parser might read a ticket in it.
+ * A url as it may be logged: the value of every `ticket` and `token` query parameter hidden.
+ * A query whose names cannot be decoded is hidden whole, as the query parser might read a
+ * secret in it.
  */
 export function redactUrl (url: string): string {
   const queryAt = url.indexOf('?')
@@ -62,7 +66,8 @@ export function redactUrl (url: string): string {
   try {
     return `${path}?${params.map((param) => {
       const name = param.split('=', 1)[0] ?? ''
-      return decodeURIComponent(name.replaceAll('+', ' ')) === 'ticket' ? 'ticket=[redacted]' : param
+      const decoded = decodeURIComponent(name.replaceAll('+', ' '))
+      return secretParams.has(decoded) ? `${decoded}=[redacted]` : param
     }).join('&')}`
   } catch {
     return `${path}?[redacted]`
@@ -158,6 +163,7 @@ export async function buildApp (config: Config): Promise<FastifyInstance> {
   await app.register(session)
   await app.register(accounts)
   await app.register(adminApi)
+  await app.register(botsApi)
   await app.register(health)
   await app.register(websocket)
   await app.register(topicBus)

@@ -24,6 +24,8 @@ export const commitTimeField = ',"c":'
 export type BusEvent =
   | { kind: 'presence', topic: string, user: string, joined: boolean }
   | { kind: 'logout', sessionKey: string }
+  /** These users' program sockets (a key's, a token's) close: a key revoked, a user or a bot's owner disabled. */
+  | { kind: 'revoked', userIds: number[] }
   /** A private topic's members changed (src/access.ts): `role` null when the user is no longer one. */
   | { kind: 'members', topic: string, userId: number, user: string, role: 'owner' | 'member' | null, by: string, previous?: 'owner' | 'member' | null }
 

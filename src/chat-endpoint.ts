@@ -4,7 +4,8 @@ import type { Connection, EndpointDefinition, Refusal } from './endpoint.js'
 import type { ChatHandshake, ChatState } from './chat-handshake.js'
 import type { ChatPolicing } from './chat-policing.js'
 import type { History } from './message-store.js'
-import { errorFrame, isValidTopic, maxTopicsPerConnection, parseClientFrame, type ClientFrame, type ErrorCode, type ErrorFrame, type ServerFrame } from './protocol.js'
+import type { ProgramAdmission } from './program-auth.js'
+import { CloseCode, errorFrame, isValidTopic, maxTopicsPerConnection, parseClientFrame, type ClientFrame, type ErrorCode, type ErrorFrame, type ServerFrame } from './protocol.js'
 import type { Publisher, PublishRefusal } from './publisher.js'
 import type { SessionSockets } from './session-sockets.js'
 import { AccessRefusedError, type SubscribeOptions, type Subscriber } from './topic-bus.js'
@@ -45,7 +46,9 @@ export interface ChatEndpointOptions {
   access: Pick<Access, 'decide' | 'forgetMembers' | 'refresh' | 'knownVisibility'>
   /** The history reads a user may make (plugins/history-reads.ts): 0, or the wait in ms. */
   historyReads: { take(userId: number): number }
-  sessionSockets: Pick<SessionSockets, 'add' | 'delete'>
+  sessionSockets: Pick<SessionSockets, 'add' | 'delete' | 'addProgram' | 'deleteProgram'>
+  /** The user a token admits, and until when (plugins/session.ts): for an `auth` frame. */
+  admitToken(token: string): Promise<ProgramAdmission>
   /** Counts for the metrics: each publish refused before it is handled, each upgrade refused. */
   published(result: ErrorCode): void
   upgradeRefused(statusCode: number): void
@@ -53,6 +56,10 @@ export interface ChatEndpointOptions {
 
 /** Private topics whose members are read again at once after a LISTEN outage. */
 const concurrentMemberReads = 8
+/** The longest delay a timer takes (2^31 - 1 ms, about 24 days): a later expiry is waited for in steps. */
+const maxTimerDelayMs = 2 ** 31 - 1
+/** A close reason is at most 123 bytes. */
+const maxCloseReasonChars = 100
 
 /**
  * The chat endpoint, /chat, on the endpoint layer (src/endpoint.ts): opens only for a
@@ -69,6 +76,8 @@ export class ChatEndpoint implements EndpointDefinition<ChatState, ServerFrame> 
   readonly maxBufferedBytes: number
   /** The open connections by user id: membership changes reach a user's sockets. */
   private readonly byUser = new Map<number, Set<ChatConnection>>()
+  /** The sockets opened with a token: each closes with 4401 when its token expires, unless an `auth` frame replaced it. */
+  private readonly tokenExpiries = new Map<ChatConnection, NodeJS.Timeout>()
 
   constructor (private readonly options: ChatEndpointOptions) {
     this.keepaliveIntervalMs = options.keepaliveIntervalMs
@@ -80,9 +89,11 @@ export class ChatEndpoint implements EndpointDefinition<ChatState, ServerFrame> 
   }
 
   async opened (connection: ChatConnection): Promise<void> {
-    const { user, sessionId, firstTopic } = connection.state
+    const { user, sessionId, authentication, firstTopic } = connection.state
     this.options.handshake.opened(user)
-    this.options.sessionSockets.add(sessionId, connection)
+    if (sessionId !== undefined) this.options.sessionSockets.add(sessionId, connection)
+    else this.options.sessionSockets.addProgram(user.id, connection)
+    if (authentication?.via === 'token') this.expireAt(connection, authentication.expiresAtMs)
     let ofUser = this.byUser.get(user.id)
     if (ofUser === undefined) this.byUser.set(user.id, ofUser = new Set())
     ofUser.add(connection)
@@ -117,7 +128,10 @@ export class ChatEndpoint implements EndpointDefinition<ChatState, ServerFrame> 
     this.options.log.info({ reqId: connection.reqId, user: user.name, code, reason, topics: [...topics] }, 'socket closed')
     for (const topic of [...topics]) this.unsubscribe(connection, topic)
     this.options.handshake.closed(user)
-    this.options.sessionSockets.delete(sessionId, connection)
+    if (sessionId !== undefined) this.options.sessionSockets.delete(sessionId, connection)
+    else this.options.sessionSockets.deleteProgram(user.id, connection)
+    clearTimeout(this.tokenExpiries.get(connection))
+    this.tokenExpiries.delete(connection)
     const ofUser = this.byUser.get(user.id)
     ofUser?.delete(connection)
     if (ofUser?.size === 0) this.byUser.delete(user.id)
@@ -223,7 +237,58 @@ export class ChatEndpoint implements EndpointDefinition<ChatState, ServerFrame> 
         return
       case 'publish':
         await this.publish(connection, frame.topic, frame.text, frame.ref)
+        return
+      case 'auth':
+        await this.replaceToken(connection, frame.token)
     }
+  }
+
+  /**
+   * An `auth` frame: a new token for a socket opened with one, for the same user; the socket
+   * then lives until the new token expires. A token that admits no one closes the socket
+   * (4401); another user's token, or a socket that did not open with a token, is an error.
+   */
+  private async replaceToken (connection: ChatConnection, token: string): Promise<void> {
+    const { user, authentication } = connection.state
+    if (authentication?.via !== 'token') {
+      connection.send(errorFrame('bad_request', 'only a socket opened with a token takes a new one'))
+      return
+    }
+    let admission
+    try {
+      admission = await this.options.admitToken(token)
+    } catch (error) {
+      this.options.log.warn({ err: error }, 'admitting a token failed')
+      connection.send(errorFrame('unavailable', 'could not check the token; send it again'))
+      return
+    }
+    if (!admission.ok) {
+      this.options.log.info({ reqId: connection.reqId, user: user.name, reason: admission.message }, 'socket token refused')
+      connection.close(CloseCode.loggedOut, admission.message.slice(0, maxCloseReasonChars))
+      return
+    }
+    if (admission.user.id !== user.id || admission.authentication.via !== 'token') {
+      connection.send(errorFrame('bad_request', `the token names another user than ${user.name}: a socket keeps its user`))
+      return
+    }
+    connection.state.authentication = admission.authentication
+    this.expireAt(connection, admission.authentication.expiresAtMs)
+  }
+
+  /** Closes the socket with 4401 when its token expires (an `auth` frame sets a later time). */
+  private expireAt (connection: ChatConnection, expiresAtMs: number): void {
+    clearTimeout(this.tokenExpiries.get(connection))
+    const delayMs = Math.min(Math.max(expiresAtMs - Date.now(), 0), maxTimerDelayMs)
+    const timer = setTimeout(() => {
+      if (Date.now() < expiresAtMs) {
+        this.expireAt(connection, expiresAtMs)
+        return
+      }
+      this.tokenExpiries.delete(connection)
+      connection.close(CloseCode.loggedOut, 'token expired')
+    }, delayMs)
+    timer.unref()
+    this.tokenExpiries.set(connection, timer)
   }
 
   private async subscribe (connection: ChatConnection, topic: string, since?: number): Promise<void> {
@@ -318,7 +383,7 @@ function isPublishAttempt (frame: ClientFrame | ErrorFrame, data: string): boole
   if (frame.code !== 'bad_request' && frame.code !== 'bad_topic') return true
   try {
     const { type } = JSON.parse(data) as { type?: unknown }
-    return type !== 'subscribe' && type !== 'unsubscribe'
+    return type !== 'subscribe' && type !== 'unsubscribe' && type !== 'auth'
   } catch {
     return true
   }

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { refuse, type Refusal } from './endpoint.js'
 import { isAllowedOrigin } from './origin-policy.js'
+import type { ProgramAuthentication } from './program-auth.js'
 import { defaultTopic } from './protocol.js'
 import { showsItsTicket } from './tickets.js'
 import type { User } from './users.js'
@@ -8,8 +9,13 @@ import type { User } from './users.js'
 /** What the chat keeps per connection. */
 export interface ChatState {
   user: User
-  /** The HTTP session that opened the socket: when it ends, by any path, the socket is closed. */
-  sessionId: string
+  /**
+   * The HTTP session that opened the socket: when it ends, by any path, the socket is closed.
+   * Undefined for a program's socket, opened with a key or a token (`authentication`).
+   */
+  sessionId: string | undefined
+  /** How a program's socket was admitted: a key, or a token that holds until it expires or an `auth` frame replaces it. */
+  authentication: ProgramAuthentication | undefined
   /** Subscribed topics (the connection counts there for presence). */
   topics: Set<string>
   /** The topic of the URL, subscribed right after opening; undefined when it is no string. */
@@ -26,7 +32,9 @@ export interface ChatHandshakeOptions {
 /**
  * The checks of an upgrade to /chat, before any socket opens (docs/protocol.md, "Refusals
  * before the upgrade"): a logged-in session (401) showing its ticket (403), from an allowed
- * Origin (403), within the user's connections (429). It counts the connections per user.
+ * Origin (403), or a program's key or token that admits its user (401; no ticket or Origin
+ * then: no browser sends it); within the user's connections (429). It counts the
+ * connections per user.
  */
 export class ChatHandshake {
   private readonly connectionsByUser = new Map<number, number>()
@@ -35,15 +43,19 @@ export class ChatHandshake {
 
   /** The new connection's state, or why it may not open. */
   check (request: FastifyRequest): ChatState | Refusal {
-    const { user, session } = request
+    const { user, session, programAuthentication: authentication } = request
+    const { credentialRefusal: refusal } = request
+    if (refusal !== undefined) return refuse(refusal.statusCode, refusal.code, refusal.message)
     if (user === undefined) return refuse(401, 'unauthorized', 'Log in first')
     const { topic } = request.query as { topic?: unknown }
-    if (!showsItsTicket(request)) {
-      return refuse(403, 'forbidden', 'The ticket is missing or not this session\'s (see GET /api/me)')
-    }
-    const origin = request.headers.origin
-    if (origin !== undefined && !isAllowedOrigin(request, origin, this.options.allowedOrigins)) {
-      return refuse(403, 'forbidden', `Origin ${origin} is not allowed`)
+    if (authentication === undefined) {
+      if (!showsItsTicket(request)) {
+        return refuse(403, 'forbidden', 'The ticket is missing or not this session\'s (see GET /api/me)')
+      }
+      const origin = request.headers.origin
+      if (origin !== undefined && !isAllowedOrigin(request, origin, this.options.allowedOrigins)) {
+        return refuse(403, 'forbidden', `Origin ${origin} is not allowed`)
+      }
     }
     const { maxConnectionsPerUser } = this.options
     if ((this.connectionsByUser.get(user.id) ?? 0) >= maxConnectionsPerUser) {
@@ -51,7 +63,8 @@ export class ChatHandshake {
     }
     return {
       user,
-      sessionId: session.sessionId,
+      sessionId: authentication === undefined ? session.sessionId : undefined,
+      authentication,
       topics: new Set(),
       firstTopic: topic === undefined || topic === '' ? defaultTopic : typeof topic === 'string' ? topic : undefined
     }

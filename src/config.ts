@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { Type, type Static } from '@sinclair/typebox'
 import envSchema from 'env-schema'
+import type { JSONWebKeySet } from 'jose'
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 type LogLevel = typeof logLevels[number]
@@ -38,7 +39,9 @@ const EnvSchema = Type.Object({
   PRESENCE_TTL: Type.Number({ minimum: 1, maximum: 3600, default: 30 }),
   PRESENCE_GRACE: Type.Number({ minimum: 0, maximum: 3600, default: 5 }),
   TOPIC_CREATE_RATE: Type.Integer({ minimum: 1, default: 60 }),
-  REGISTRATION: Type.Unsafe<Registration>({ type: 'string', enum: registrations, default: 'open' })
+  REGISTRATION: Type.Unsafe<Registration>({ type: 'string', enum: registrations, default: 'open' }),
+  AUTH_JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
+  AUTH_JWKS_FILE: Type.Optional(Type.String({ minLength: 1 }))
 })
 type Env = Static<typeof EnvSchema>
 
@@ -85,6 +88,13 @@ export interface Config {
   topicCreatesPerHour: number
   /** Whether POST /api/register is open to anyone, or closed: accounts are made by administrators. */
   registration: Registration
+  /**
+   * How an application's own users are admitted by signed token (src/tokens.ts): the HS256
+   * secret (AUTH_JWT_SECRET) and the public keys of a JWKS file (AUTH_JWKS_FILE, read once at
+   * start), for RS256 and ES256. Neither set: no token admits anyone.
+   */
+  authJwtSecret: string | undefined
+  authJwks: JSONWebKeySet | undefined
   /**
    * The bounds of the 5 s guarantee (a publish not committed in time answers `unavailable`),
    * never read from the environment: undefined is the guarantee's own, 1 s in the publish
@@ -176,8 +186,26 @@ export function loadConfig (env: Record<string, string | undefined>): Config {
     presenceTtlSeconds: parsed.PRESENCE_TTL,
     presenceGraceSeconds: parsed.PRESENCE_GRACE,
     topicCreatesPerHour: parsed.TOPIC_CREATE_RATE,
-    registration: parsed.REGISTRATION
+    registration: parsed.REGISTRATION,
+    authJwtSecret: parsed.AUTH_JWT_SECRET,
+    authJwks: parsed.AUTH_JWKS_FILE === undefined ? undefined : readJwks(parsed.AUTH_JWKS_FILE)
   }
+}
+
+/** The key set of AUTH_JWKS_FILE: a JSON object with a non-empty `keys` array, or one clear line why not. */
+function readJwks (file: string): JSONWebKeySet {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'))
+  } catch (error) {
+    const reason = error instanceof SyntaxError ? 'is not JSON' : `cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`
+    throw new ConfigError(`Invalid configuration: AUTH_JWKS_FILE ${file} ${reason}`)
+  }
+  const keys = (parsed as { keys?: unknown } | null)?.keys
+  if (!Array.isArray(keys) || keys.length === 0 || !keys.every((key) => typeof key === 'object' && key !== null && typeof (key as { kty?: unknown }).kty === 'string')) {
+    throw new ConfigError(`Invalid configuration: AUTH_JWKS_FILE ${file} is not a JWKS: a JSON object with a non-empty "keys" array of keys`)
+  }
+  return parsed as JSONWebKeySet
 }
 
 function parseTrustProxy (value: string): boolean | string[] {

@@ -23,6 +23,8 @@ export const maxPageSize = 100
 export const maxTopicsPerConnection = 100
 /** JSON nested deeper than this is refused as `bad_json` before anything reads it. */
 export const maxJsonDepth = 32
+/** The longest signed token an `auth` frame may carry. */
+export const maxTokenChars = 8192
 
 export const CloseCode = {
   shuttingDown: 1001,
@@ -113,7 +115,9 @@ export const PublishFrame = Type.Object({
   text: Type.String(),
   ref: Ref
 })
-export const ClientFrame = Type.Union([SubscribeFrame, UnsubscribeFrame, PublishFrame])
+/** A new token for a socket opened with one, before it expires (docs/protocol.md, "Programs"); it names no topic. */
+export const AuthFrame = Type.Object({ type: Type.Literal('auth'), token: Type.String({ minLength: 1, maxLength: maxTokenChars }) })
+export const ClientFrame = Type.Union([SubscribeFrame, UnsubscribeFrame, PublishFrame, AuthFrame])
 export type ClientFrame = Static<typeof ClientFrame>
 
 // ---- Server → client frames ----
@@ -245,6 +249,11 @@ export const maxListedTopics = 100
 export const maxJoinedTopics = 200
 export const maxUnreadCount = 1000
 export const MessageBody = Type.Object({ message: MessageFrame })
+/** POST /api/bots: the new bot's name, by the name rule (checked by the route, for its words). */
+export const NewBotBody = Type.Object({ name: Type.String() }, { additionalProperties: false })
+/** The new bot, and its key: shown this once, never stored. */
+export const CreatedBotBody = Type.Object({ bot: Type.Object({ name: Type.String(), owner: Type.String() }), key: Type.String() })
+export const BotsBody = Type.Object({ bots: Type.Array(Type.Object({ name: Type.String(), createdAt: Type.String() })) })
 /** Every HTTP error: a stable code and a sentence for people. */
 export const HttpErrorBody = Type.Object({
   error: Type.String(),
@@ -273,7 +282,8 @@ export function isValidTopic (topic: unknown): topic is string {
 const frameCheckers = {
   subscribe: TypeCompiler.Compile(SubscribeFrame),
   unsubscribe: TypeCompiler.Compile(UnsubscribeFrame),
-  publish: TypeCompiler.Compile(PublishFrame)
+  publish: TypeCompiler.Compile(PublishFrame),
+  auth: TypeCompiler.Compile(AuthFrame)
 }
 const refChecker = TypeCompiler.Compile(Ref)
 
@@ -282,7 +292,8 @@ const fieldRules: Record<string, string> = {
   topic: `a topic name matches ${String(topicPattern)}`,
   since: 'since is a message id: an integer ≥ 0',
   text: 'text is required: a string',
-  ref: `ref is required: a string of 1 to ${maxRefChars} characters, without NUL or half a surrogate pair`
+  ref: `ref is required: a string of 1 to ${maxRefChars} characters, without NUL or half a surrogate pair`,
+  token: `token is required: a signed token of at most ${maxTokenChars} characters`
 }
 
 /** Unicode code points, which is what MAX_MESSAGE_CHARS counts. */
@@ -345,7 +356,7 @@ export function parseClientFrame (data: string, maxChars: number): ClientFrame |
   const ref = refChecker.Check(frame.ref) ? frame.ref : undefined
   const type = frame.type
   if (type === undefined) return errorFrame('bad_request', 'type is required', ref)
-  if (type !== 'subscribe' && type !== 'unsubscribe' && type !== 'publish') {
+  if (type !== 'subscribe' && type !== 'unsubscribe' && type !== 'publish' && type !== 'auth') {
     const shown = typeof type === 'string' ? JSON.stringify(type.slice(0, 64)) : `of type ${typeof type}`
     return errorFrame('unknown_type', `unknown frame type ${shown}`, ref)
   }

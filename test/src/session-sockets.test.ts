@@ -36,3 +36,26 @@ t.test('a deleted socket is not closed; the check closes only the sessions no lo
   await t.rejects(sockets.closeEnded(async () => { throw new Error('database away') }), /database away/)
   t.same(valid.closes, [], 'a failed check closes nothing')
 })
+
+t.test("programs' sockets close by user: a revoke closes that user's with 4401; the check closes those no longer admitted", async (t) => {
+  const sockets = new SessionSockets()
+  const [bot1, bot2, other, gone, session] = [socket(), socket(), socket(), socket(), socket()]
+  sockets.addProgram(1, bot1)
+  sockets.addProgram(1, bot2)
+  sockets.addProgram(2, other)
+  sockets.addProgram(3, gone)
+  sockets.deleteProgram(3, gone)
+  sockets.add('session-a', session)
+  sockets.closePrograms([1, 3])
+  t.same(bot1.closes, [[CloseCode.loggedOut, 'revoked']])
+  t.same(bot2.closes, [[CloseCode.loggedOut, 'revoked']])
+  t.same(other.closes, [], "another user's program stays")
+  t.same(gone.closes, [], 'a deleted socket is not closed')
+  t.same(session.closes, [], "a session's socket is not a program's")
+
+  let asked: number[] = []
+  await sockets.closeRevoked(async (ids) => { asked = ids; return new Set() })
+  t.same(asked.sort(), [1, 2], 'asks about the users of open program sockets only')
+  t.same(other.closes, [[CloseCode.loggedOut, 'revoked']])
+  await t.rejects(sockets.closeRevoked(async () => { throw new Error('database away') }), /database away/)
+})
