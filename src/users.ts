@@ -10,7 +10,12 @@ import { usersPageSize, type UserSummary } from './protocol.js'
  * disabled). A user is never deleted: a message keeps its author's id and name.
  */
 
-export interface User { id: number, name: string }
+export interface User {
+  id: number
+  name: string
+  /** A bot's messages carry `"bot": true`. */
+  bot?: boolean
+}
 
 /** What an account may do right now, read from the database (never from the session). */
 export interface Standing {
