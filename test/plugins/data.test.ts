@@ -9,7 +9,7 @@ const values: Array<[string, unknown]> = [
   ['a nested object', { a: { b: { c: [1, { d: 'e' }] } }, empty: {}, none: null, yes: true }],
   ['an array', [1, 'two', [3, [4]], { five: 5 }]],
   ['numbers', [0, -1, 2.5, 1e-7, 1e21, Number.MAX_SAFE_INTEGER]],
-  ['unicode', { 'κλειδί': 'ünïcödé ✓ 🌲', emoji: '👩‍👩‍👧' }],
+  ['unicode', { κλειδί: 'ünïcödé ✓ 🌲', emoji: '👩‍👩‍👧' }],
   ['a string', 'just a string'],
   ['a number', 42],
   ['false', false]
