@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { HttpError } from '../src/errors.js'
 import { readPage } from '../src/message-store.js'
-import { checkText, isValidTopic, MessageBody, type ErrorCode, MessagesBody, PageQuery, PublishBody, ReadBody, statusByErrorCode, TopicParams, topicPattern, TopicsBody } from '../src/protocol.js'
+import { checkPublish, isValidTopic, MessageBody, type ErrorCode, MessagesBody, PageQuery, PublishBody, ReadBody, statusByErrorCode, TopicParams, topicPattern, TopicsBody } from '../src/protocol.js'
 import { TokenBuckets } from '../src/token-bucket.js'
 import { directoryReadBurst, directoryReadsPerSecond, listTopics, markRead } from '../src/topic-directory.js'
 import type { User } from '../src/users.js'
@@ -79,10 +79,10 @@ export default fp(async function topicsApi (fastify) {
     if (request.validationError !== undefined) refuse('bad_request', request.validationError)
     const { topic } = request.params
     if (!isValidTopic(topic)) refuse('bad_topic', new HttpError(400, 'bad_topic', `A topic name matches ${String(topicPattern)}`))
-    const { text, ref } = request.body
-    const problem = checkText(text, fastify.config.maxMessageChars)
+    const { text, data, ref } = request.body
+    const problem = checkPublish(text, data, fastify.config.maxMessageChars)
     if (problem !== undefined) refuse(problem.code, new HttpError(400, problem.code, problem.message))
-    const outcome = await fastify.publish(request.user as User, topic, text, ref)
+    const outcome = await fastify.publish(request.user as User, topic, text, ref, data)
     if (!outcome.ok) throw new HttpError(statusByErrorCode[outcome.code], outcome.code, outcome.message, outcome.retryAfterMs)
     return await reply.code(201).send({ message: outcome.message })
   })

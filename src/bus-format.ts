@@ -33,21 +33,33 @@ export type BusEvent =
 export interface NotifiedMessage {
   author: string
   text: string
+  /** Undefined when the message has none. */
+  data?: unknown
+  bot?: boolean
   at: Date
 }
 
 /**
  * One topic's messages of a batch, split around the first id and the commit time, which only
  * the database knows (it joins head + firstId + commitTimeField + commit time + tail):
- * `{"i":instance,"t":topic,"f":firstId,"c":commitMs,"m":[[author,text,at],…]}`, or
+ * `{"i":instance,"t":topic,"f":firstId,"c":commitMs,"m":[[author,text,at],…]}` (a message
+ * with data or by a bot: `[author,text,at,data]`, `[author,text,at,data|null,1]`), or
  * `{"i","t","f","c","n":count}` when the messages do not fit in a payload — a hint to read
  * them from the table.
  */
 export function encodeMessages (instanceId: string, topic: string, messages: readonly NotifiedMessage[]): { head: string, tail: string } {
   const head = `${senderPrefix(instanceId)}"t":${JSON.stringify(topic)},"f":`
-  const full = `,"m":${JSON.stringify(messages.map((m) => [m.author, m.text, m.at.toISOString()]))}}`
+  const full = `,"m":${JSON.stringify(messages.map(entryOf))}}`
   if (Buffer.byteLength(head) + Buffer.byteLength(full) <= maxNotifyPayloadBytes) return { head, tail: full }
   return { head, tail: `,"n":${messages.length}}` }
+}
+
+function entryOf (m: NotifiedMessage): unknown[] {
+  const entry: unknown[] = [m.author, m.text, m.at.toISOString()]
+  if (m.data === undefined && m.bot !== true) return entry
+  entry.push(m.data ?? null)
+  if (m.bot === true) entry.push(1)
+  return entry
 }
 
 /** An event for every instance: `{"i":instance,"e":event}`. */
@@ -55,8 +67,11 @@ export function encodeEvent (instanceId: string, event: BusEvent): string {
   return `${senderPrefix(instanceId)}"e":${JSON.stringify(event)}}`
 }
 
+/** A message as a NOTIFY carries it: `data` and `bot` only when it has them. */
+export interface HeardMessage { author: string, text: string, at: string, data?: unknown, bot?: true }
+
 export type Notification =
-  | { kind: 'messages', instanceId: string, topic: string, firstId: number, messages: Array<{ author: string, text: string, at: string }>, committedAtMs: number | undefined }
+  | { kind: 'messages', instanceId: string, topic: string, firstId: number, messages: HeardMessage[], committedAtMs: number | undefined }
   | { kind: 'hint', instanceId: string, topic: string, lastId: number }
   | { kind: 'event', instanceId: string, event: BusEvent }
 
@@ -93,14 +108,20 @@ export function decodeNotification (payload: string): Notification | undefined {
   return undefined
 }
 
-/** A payload's `[author, text, at]` triples; undefined if one is anything else. */
-function readMessages (entries: unknown[]): Array<{ author: string, text: string, at: string }> | undefined {
-  const messages: Array<{ author: string, text: string, at: string }> = []
+/**
+ * A payload's `[author, text, at]` triples, with data and bot as a 4th and 5th element when
+ * there are some (an older instance sends triples only); undefined if one is anything else.
+ */
+function readMessages (entries: unknown[]): HeardMessage[] | undefined {
+  const messages: HeardMessage[] = []
   for (const entry of entries) {
-    if (!Array.isArray(entry)) return undefined
-    const [author, text, at] = entry as unknown[]
+    if (!Array.isArray(entry) || entry.length < 3 || entry.length > 5) return undefined
+    const [author, text, at, data, bot] = entry as unknown[]
     if (typeof author !== 'string' || typeof text !== 'string' || typeof at !== 'string') return undefined
-    messages.push({ author, text, at })
+    const message: HeardMessage = { author, text, at }
+    if (data !== undefined && data !== null) message.data = data
+    if (bot === 1) message.bot = true
+    messages.push(message)
   }
   return messages
 }

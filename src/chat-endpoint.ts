@@ -236,7 +236,7 @@ export class ChatEndpoint implements EndpointDefinition<ChatState, ServerFrame> 
         connection.send({ type: 'unsubscribed', topic: frame.topic })
         return
       case 'publish':
-        await this.publish(connection, frame.topic, frame.text, frame.ref)
+        await this.publish(connection, frame.topic, frame.text, frame.ref, frame.data)
         return
       case 'auth':
         await this.replaceToken(connection, frame.token)
@@ -354,8 +354,8 @@ export class ChatEndpoint implements EndpointDefinition<ChatState, ServerFrame> 
    * frames go on meanwhile (and share its transaction), in order. The ack goes out on the
    * commit, before the message itself reaches the topic's subscribers.
    */
-  private async publish (connection: ChatConnection, topic: string, text: string, ref: string): Promise<void> {
-    const queued = await this.options.publisher.queue(connection.state.user, topic, text, ref)
+  private async publish (connection: ChatConnection, topic: string, text: string | undefined, ref: string, data: unknown): Promise<void> {
+    const queued = await this.options.publisher.queue(connection.state.user, topic, text, ref, data)
     if (!queued.queued) {
       this.answerRefusal(connection, queued.refusal, ref)
       return

@@ -110,8 +110,11 @@ export class InstanceLink {
     }
     switch (note.kind) {
       case 'messages': {
-        note.messages.forEach(({ author, text, at }, i) => {
-          this.heard.deliverCommitted({ type: 'message', topic: note.topic, id: note.firstId + i, author, text, at })
+        note.messages.forEach(({ author, text, at, data, bot }, i) => {
+          const frame: MessageFrame = { type: 'message', topic: note.topic, id: note.firstId + i, author, text, at }
+          if (data !== undefined) frame.data = data
+          if (bot === true) frame.bot = true
+          this.heard.deliverCommitted(frame)
         })
         if (note.committedAtMs === undefined || !this.heard.serves(note.topic)) return
         // The database's clock against this one: a clock behind it would make a lag below zero.

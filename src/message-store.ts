@@ -14,7 +14,12 @@ export interface NewMessage {
   topic: string
   authorId: number
   author: string
+  /** "" for a message of data alone. */
   text: string
+  /** The program's JSON payload; undefined when there is none (never null). */
+  data?: unknown
+  /** Whether the author is a bot. */
+  bot?: boolean
   /** The client's id for the message; a resend with the same ref stores nothing new. */
   ref: string | undefined
 }
@@ -44,16 +49,26 @@ const m = {
   authorId: messages.authorId.name,
   author: messages.author.name,
   text: messages.text.name,
+  data: messages.data.name,
+  bot: messages.bot.name,
   ref: messages.ref.name,
   at: messages.at.name
 }
 const t = { name: topics.name.name, lastId: topics.lastId.name, lastAt: topics.lastAt.name }
 
-interface MessageRow { topic: string, id: number, author: string, text: string, at: Date }
-const columns = `${m.topic} AS topic, ${m.id} AS id, ${m.author} AS author, ${m.text} AS text, ${m.at} AS at`
+interface MessageRow { topic: string, id: number, author: string, text: string, data: unknown, bot: boolean, at: Date }
+const columns = `${m.topic} AS topic, ${m.id} AS id, ${m.author} AS author, ${m.text} AS text, ${m.data} AS data, ${m.bot} AS bot, ${m.at} AS at`
 
 export function toFrame (row: MessageRow): MessageFrame {
-  return { type: 'message', topic: row.topic, id: row.id, author: row.author, text: row.text, at: row.at.toISOString() }
+  return withExtras({ type: 'message', topic: row.topic, id: row.id, author: row.author, text: row.text, at: row.at.toISOString() },
+    row.data ?? undefined, row.bot)
+}
+
+/** A message frame with `data` and `bot` when it has them: the frame of any other message is left as it is. */
+export function withExtras (frame: MessageFrame, data: unknown, bot: boolean | undefined): MessageFrame {
+  if (data !== undefined) frame.data = data
+  if (bot === true) frame.bot = true
+  return frame
 }
 
 /**
@@ -68,8 +83,8 @@ export function toFrame (row: MessageRow): MessageFrame {
  */
 const insertBatchSql = `
 WITH input AS (
-  SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
-    WITH ORDINALITY AS u(topic, author_id, author, text, ref, at, ord)
+  SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $12::text[], $13::bool[])
+    WITH ORDINALITY AS u(topic, author_id, author, text, ref, at, data, bot, ord)
 ), counts AS (
   SELECT topic, count(*)::int8 AS n, max(at) AS last_at FROM input GROUP BY topic
 ), seq AS (
@@ -79,11 +94,11 @@ WITH input AS (
   RETURNING ${t.name} AS name, ${t.lastId} AS last_id
 ), numbered AS (
   SELECT i.topic, s.last_id - c.n + row_number() OVER (PARTITION BY i.topic ORDER BY i.ord) AS id,
-         i.author_id, i.author, i.text, i.ref, i.at
+         i.author_id, i.author, i.text, i.data::jsonb AS data, coalesce(i.bot, false) AS bot, i.ref, i.at
   FROM input i JOIN seq s ON s.name = i.topic JOIN counts c ON c.topic = i.topic
 ), inserted AS (
-  INSERT INTO ${M} (${m.topic}, ${m.id}, ${m.authorId}, ${m.author}, ${m.text}, ${m.ref}, ${m.at})
-  SELECT topic, id, author_id, author, text, ref, at FROM numbered ORDER BY topic, id
+  INSERT INTO ${M} (${m.topic}, ${m.id}, ${m.authorId}, ${m.author}, ${m.text}, ${m.data}, ${m.bot}, ${m.ref}, ${m.at})
+  SELECT topic, id, author_id, author, text, data, bot, ref, at FROM numbered ORDER BY topic, id
   RETURNING 1
 ), notified AS (
   SELECT pg_notify($7, p.head || (s.last_id - c.n + 1) || $11::text
@@ -115,14 +130,17 @@ export async function storeBatch (db: Queryable, batch: readonly PendingMessage[
   const rows = await db.query<{ topic: string, first_id: number }>(insertBatchSql, [
     batch.map((m) => m.topic), batch.map((m) => m.authorId), batch.map((m) => m.author),
     batch.map((m) => m.text), batch.map((m) => m.ref ?? null), batch.map((m) => m.at),
-    notify?.channel ?? '', notify === undefined ? [] : [...byTopic.keys()], heads, tails, commitTimeField
+    notify?.channel ?? '', notify === undefined ? [] : [...byTopic.keys()], heads, tails, commitTimeField,
+    // Data as JSON text, cast to jsonb by the statement; for a message without, a null check only.
+    batch.map((m) => m.data === undefined ? null : JSON.stringify(m.data)), batch.map((m) => m.bot === true)
   ], 'canopy_store_batch')
   const nextId = new Map(rows.map((row) => [row.topic, row.first_id]))
   return batch.map((m) => {
     const id = nextId.get(m.topic)
     if (id === undefined) throw new Error(`the batch statement gave no id for topic ${m.topic}`)
     nextId.set(m.topic, id + 1)
-    return { type: 'message', topic: m.topic, id, author: m.author, text: m.text, at: m.at.toISOString() }
+    const frame: MessageFrame = { type: 'message', topic: m.topic, id, author: m.author, text: m.text, at: m.at.toISOString() }
+    return m.data === undefined && m.bot !== true ? frame : withExtras(frame, m.data, m.bot)
   })
 }
 
@@ -147,13 +165,18 @@ const historyRecentSql = `SELECT h.*, ${lastIdOf} FROM (
   SELECT ${columns} FROM ${M} WHERE ${m.topic} = $1 ORDER BY ${m.id} DESC LIMIT $2) h
 RIGHT JOIN (SELECT 1) one ON true ORDER BY h.id`
 /**
- * Catch-up: the rows after `since`, cut once their text alone passes the byte budget (the
+ * Below what a row's frame takes: its text, and half of its data as jsonb prints it (with a
+ * space after each separator, never more than half again its compact JSON).
+ */
+const rowBytes = `(octet_length(${m.text}) + coalesce(octet_length(${m.data}::text), 0) / 2)`
+/**
+ * Catch-up: the rows after `since`, cut once a lower bound of their frames passes the byte budget (the
  * encoded frames are larger still, so nothing the exact cut keeps is left out), with the
  * number of rows before that cut, so that the caller knows whether there are more.
  */
 const historySinceSql = `SELECT h.*, ${lastIdOf} FROM (
   SELECT l.*, count(*) OVER () AS available FROM (
-    SELECT ${columns}, sum(octet_length(${m.text})) OVER (ORDER BY ${m.id}) - octet_length(${m.text}) AS bytes_before
+    SELECT ${columns}, sum(${rowBytes}) OVER (ORDER BY ${m.id}) - ${rowBytes} AS bytes_before
     FROM ${M} WHERE ${m.topic} = $1 AND ${m.id} > $2 ORDER BY ${m.id} LIMIT $3) l) h
 RIGHT JOIN (SELECT 1) one ON true WHERE h.id IS NULL OR h.bytes_before < $4 ORDER BY h.id`
 

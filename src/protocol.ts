@@ -109,10 +109,20 @@ export const SubscribeFrame = Type.Object({
   since: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }))
 })
 export const UnsubscribeFrame = Type.Object({ type: Type.Literal('unsubscribe'), topic: Topic })
+/**
+ * A program's JSON payload: any JSON value but null, at most maxDataBytes as compact UTF-8
+ * JSON (checkPublish). Stored as jsonb: delivered equal, though an object's keys may come
+ * back from history in another order.
+ */
+export const Data = Type.Unknown()
+/** `data` at most, in bytes of compact UTF-8 JSON (`JSON.stringify`). */
+export const maxDataBytes = 16_384
 export const PublishFrame = Type.Object({
   type: Type.Literal('publish'),
   topic: Topic,
-  text: Type.String(),
+  /** With `data`, or alone; a publish needs one of them (checkPublish). */
+  text: Type.Optional(Type.String()),
+  data: Type.Optional(Data),
   ref: Ref
 })
 /** A new token for a socket opened with one, before it expires (docs/protocol.md, "Programs"); it names no topic. */
@@ -128,7 +138,12 @@ export const MessageFrame = Type.Object({
   topic: Type.String(),
   id: Type.Integer(),
   author: Type.String(),
+  /** "" for a message of `data` alone. */
   text: Type.String(),
+  /** Present only when the message has one. */
+  data: Type.Optional(Data),
+  /** Present (true) only when the author is a bot. */
+  bot: Type.Optional(Type.Literal(true)),
   at: Type.String()
 })
 export type MessageFrame = Static<typeof MessageFrame>
@@ -206,7 +221,7 @@ export const PageQuery = Type.Object({
   before: Type.Optional(MessageId),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: maxPageSize }))
 })
-export const PublishBody = Type.Object({ text: Type.String(), ref: Type.Optional(Ref) })
+export const PublishBody = Type.Object({ text: Type.Optional(Type.String()), data: Type.Optional(Data), ref: Type.Optional(Ref) })
 export const MessagesBody = Type.Object({ messages: Type.Array(MessageFrame) })
 export const PresentBody = Type.Object({ present: Type.Array(Type.String()) })
 export const Visibility = Type.Union([Type.Literal('public'), Type.Literal('private')])
@@ -291,7 +306,7 @@ const refChecker = TypeCompiler.Compile(Ref)
 const fieldRules: Record<string, string> = {
   topic: `a topic name matches ${String(topicPattern)}`,
   since: 'since is a message id: an integer ≥ 0',
-  text: 'text is required: a string',
+  text: 'text is a string',
   ref: `ref is required: a string of 1 to ${maxRefChars} characters, without NUL or half a surrogate pair`,
   token: `token is required: a signed token of at most ${maxTokenChars} characters`
 }
@@ -321,6 +336,24 @@ export function checkText (text: string, maxChars: number): { code: ErrorCode, m
   if (text.trim() === '') return { code: 'too_long', message: 'text is empty: write something first' }
   if (codePointLength(text) > maxChars) return { code: 'too_long', message: `text is over ${maxChars} characters` }
   return undefined
+}
+
+/**
+ * Checks a publish's text and data (WebSocket and HTTP alike): one of them at least; text
+ * by checkText unless it is empty beside data; data not null and at most maxDataBytes.
+ * Whether their strings are storable was checked before (holdsUnstorable). The size is
+ * only measured for a publish that has data: a text-only publish costs what it did.
+ */
+export function checkPublish (text: string | undefined, data: unknown, maxChars: number): { code: ErrorCode, message: string } | undefined {
+  if (data === undefined) {
+    if (text === undefined) return { code: 'bad_request', message: 'a publish needs text, data or both' }
+    return checkText(text, maxChars)
+  }
+  if (data === null) return { code: 'bad_request', message: 'data is any JSON value but null; leave it out instead' }
+  const bytes = Buffer.byteLength(JSON.stringify(data))
+  if (bytes > maxDataBytes) return { code: 'bad_request', message: `data is ${bytes} bytes of JSON, over ${maxDataBytes}` }
+  if (text === undefined || text === '') return undefined
+  return checkText(text, maxChars)
 }
 
 /**
@@ -370,7 +403,7 @@ export function parseClientFrame (data: string, maxChars: number): ClientFrame |
   }
   const parsed = frame as ClientFrame
   if (parsed.type === 'publish') {
-    const problem = checkText(parsed.text, maxChars)
+    const problem = checkPublish(parsed.text, parsed.data, maxChars)
     if (problem !== undefined) return errorFrame(problem.code, problem.message, ref)
   }
   return parsed

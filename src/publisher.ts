@@ -58,7 +58,7 @@ const unavailable = { ok: false, code: 'unavailable', message: 'the message coul
 const failureLogEveryMs = 10_000
 
 /**
- * The one publish path of WebSocket and HTTP alike, for a text already validated: the
+ * The one publish path of WebSocket and HTTP alike, for a text and data already validated (checkPublish): the
  * user's rate limit, whether the user may publish in the topic (src/access.ts), and
  * TOPIC_CREATE_RATE, then the publish queue, whose commits go on to the topic bus. Never
  * throws: every way a publish ends is a PublishOutcome.
@@ -94,7 +94,7 @@ export class Publisher {
    * refusal. The message reaches the topic bus only after every reaction to `outcome` in the
    * turn of its commit has run: an ack sent on it goes out before the message itself.
    */
-  async queue (user: User, topic: string, text: string, ref: string | undefined): Promise<QueuedPublish> {
+  async queue (user: User, topic: string, text: string | undefined, ref: string | undefined, data?: unknown): Promise<QueuedPublish> {
     const { publishRatePerSecond, topicCreatesPerHour } = this.options
     // Refused before anything is stored.
     const allowed = await this.perUser.take(user.id)
@@ -113,15 +113,15 @@ export class Publisher {
       return this.refused({ ok: false, code: 'rate_limited', message: `over ${topicCreatesPerHour} new topics per hour; ${topic} is not one yet and nothing was stored; resend in ${retryAfterMs} ms`, retryAfterMs })
     }
     // store() joins the publish queue synchronously, before this function returns.
-    const outcome = this.store(user, topic, text, ref).then((stored) => this.counted(stored))
+    const outcome = this.store(user, topic, text ?? '', ref, data).then((stored) => this.counted(stored))
     this.inFlight.add(outcome)
     void outcome.finally(() => this.inFlight.delete(outcome))
     return { queued: true, outcome }
   }
 
   /** `queue`, awaited to the end. */
-  async publish (user: User, topic: string, text: string, ref: string | undefined): Promise<PublishOutcome> {
-    const queued = await this.queue(user, topic, text, ref)
+  async publish (user: User, topic: string, text: string | undefined, ref: string | undefined, data?: unknown): Promise<PublishOutcome> {
+    const queued = await this.queue(user, topic, text, ref, data)
     return queued.queued ? await queued.outcome : queued.refusal
   }
 
@@ -173,11 +173,11 @@ export class Publisher {
     return outcome
   }
 
-  private async store (user: User, topic: string, text: string, ref: string | undefined): Promise<PublishOutcome> {
+  private async store (user: User, topic: string, text: string, ref: string | undefined, data: unknown): Promise<PublishOutcome> {
     const { log } = this.options
     try {
       if (!this.options.busReady()) throw new BusUnavailableError('the topic bus is reconnecting')
-      const stored = await this.commits.add({ topic, authorId: user.id, author: user.name, text, ref })
+      const stored = await this.commits.add({ topic, authorId: user.id, author: user.name, text, ref, data, bot: user.bot === true })
       this.topicCreations.remember(topic)
       return { ok: true, message: stored.message, duplicate: stored.duplicate }
     } catch (error) {

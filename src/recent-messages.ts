@@ -57,9 +57,14 @@ export const maxRecentBytes = 64 * 1024 * 1024
  */
 export const maxRecentBytesPerUser = maxRecentBytes / 16
 
-/** About what a kept message takes in memory: its strings (two bytes a character at worst) and the object. */
+/**
+ * About what a kept message takes in memory: its strings (two bytes a character at worst)
+ * and the object, and its data at twice its JSON (objects, arrays and numbers weigh more
+ * than their text; the data is at most 16 KiB of it).
+ */
 export function keptBytes (frame: MessageFrame): number {
-  return 2 * (frame.topic.length + frame.author.length + frame.text.length + frame.at.length) + 100
+  const bytes = 2 * (frame.topic.length + frame.author.length + frame.text.length + frame.at.length) + 100
+  return frame.data === undefined ? bytes : bytes + 2 * 2 * JSON.stringify(frame.data).length
 }
 
 export class RecentMessages {

@@ -13,7 +13,7 @@ import { usersPageSize, type UserSummary } from './protocol.js'
 export interface User {
   id: number
   name: string
-  /** A bot, authenticated by its key (src/bots.ts): its messages say so. */
+  /** A bot, authenticated by its key (src/bots.ts): its messages carry `"bot": true`. */
   bot?: boolean
 }
 

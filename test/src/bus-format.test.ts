@@ -97,3 +97,44 @@ t.test('a payload that is not ours reads as undefined, never throws', async (t) 
   ]
   for (const payload of bad) t.equal(decodeNotification(payload), undefined, JSON.stringify(payload))
 })
+
+t.test('data and bot travel as a 4th and 5th element, and only when a message has them', async (t) => {
+  const data = { n: [1, 2.5, -3], nested: { s: 'ünï ✓', ok: true, none: null } }
+  const messages: NotifiedMessage[] = [
+    { author: 'ann', text: '', data, at },
+    { author: 'bot1', text: 'hi', bot: true, at },
+    { author: 'bot2', text: 'both', data: 'a string', bot: true, at },
+    { author: 'bob', text: 'plain', at }
+  ]
+  const encoded = encodeMessages('abcd1234', 'room', messages)
+  t.match(encoded.tail, '["ann","",')
+  t.match(encoded.tail, `["bob","plain","${at.toISOString()}"]`, 'a plain message is still a triple')
+  t.match(encoded.tail, `["bot1","hi","${at.toISOString()}",null,1]`)
+  const note = decodeNotification(spliced(encoded, 5))
+  t.same(note?.kind === 'messages' ? note.messages : undefined, [
+    { author: 'ann', text: '', at: at.toISOString(), data },
+    { author: 'bot1', text: 'hi', at: at.toISOString(), bot: true },
+    { author: 'bot2', text: 'both', at: at.toISOString(), data: 'a string', bot: true },
+    { author: 'bob', text: 'plain', at: at.toISOString() }
+  ])
+  const plain = note?.kind === 'messages' ? note.messages[3] : undefined
+  t.notOk(plain !== undefined && 'data' in plain, 'no data key on a message without')
+  t.notOk(plain !== undefined && 'bot' in plain, 'no bot key on a message of a person')
+})
+
+t.test('older 3-element payloads still decode; entries of another length do not', async (t) => {
+  const old = `{"i":"old","t":"room","f":3,"m":[["ann","hi","${at.toISOString()}"]]}`
+  t.same(decodeNotification(old), { kind: 'messages', instanceId: 'old', topic: 'room', firstId: 3, messages: [{ author: 'ann', text: 'hi', at: at.toISOString() }], committedAtMs: undefined })
+  t.equal(decodeNotification(`{"i":"x","t":"room","f":3,"m":[["ann","hi","${at.toISOString()}",1,1,1]]}`), undefined)
+  t.equal(decodeNotification('{"i":"x","t":"room","f":3,"m":[["ann","hi"]]}'), undefined)
+})
+
+t.test('data that does not fit in a payload falls back to the hint', async (t) => {
+  const data = { big: 'x'.repeat(maxNotifyPayloadBytes) }
+  const note = decodeNotification(spliced(encodeMessages('abcd1234', 'room', [{ author: 'ann', text: '', data, at }]), 9))
+  t.same(note, { kind: 'hint', instanceId: 'abcd1234', topic: 'room', lastId: 9 })
+})
+
+t.test('the hint canopy_publish sends (json_build_object spacing) decodes', async (t) => {
+  t.same(decodeNotification('{"i" : "sql", "t" : "room", "f" : 12, "n" : 1}'), { kind: 'hint', instanceId: 'sql', topic: 'room', lastId: 12 })
+})
