@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { drizzle } from 'drizzle-orm/node-postgres'
 import { migrate as migrateWithDrizzle } from 'drizzle-orm/node-postgres/migrator'
-import { schemaTables, tempDir } from '../helpers/app.js'
+import { migratedDataDir, schemaTables, tempDir } from '../helpers/app.js'
 import { connectTcp } from '../helpers/chat.js'
 import { startPostgres } from '../helpers/postgres.js'
 import { registerOver, ServerProcess } from '../helpers/server-process.js'
@@ -25,6 +25,7 @@ t.test('an unreachable database stops start-up with one clear line', async (t) =
 })
 
 t.test('the server starts, serves, and exits 0 on SIGTERM', async (t) => {
+  // On an empty DATA_DIR, as a first start: initdb and every migration before it listens.
   const server = new ServerProcess(t, {})
   const url = await server.listening()
   t.match(url, /^http:\/\/127\.0\.0\.1:\d+$/)
@@ -132,7 +133,7 @@ t.test('a port in use stops start-up with one clear line', async (t) => {
   await new Promise<void>((resolve) => { holder.listen(0, '127.0.0.1', resolve) })
   t.teardown(() => { holder.close() })
   const port = (holder.address() as AddressInfo).port
-  const server = new ServerProcess(t, { PORT: String(port) })
+  const server = new ServerProcess(t, { PORT: String(port), DATA_DIR: await migratedDataDir(t) })
   const { code } = await server.exited
   t.equal(code, 1)
   t.equal(server.stderr, `canopy: Port ${port} on 127.0.0.1 is in use: stop what holds it, or set PORT\n`)
