@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto'
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { getTableName, isTable } from 'drizzle-orm'
 import { buildApp } from '../../server/app.js'
@@ -35,17 +36,20 @@ export function testConfig (t: TestContext, env: Env = {}): Config {
 }
 
 /**
- * A migrated, empty PGlite data directory shared by the test processes (keyed by the
- * migrations), copied into a fresh DATA_DIR by migratedDataDir: a copy takes a tenth of what
- * initdb and the migrations take (9 s of CPU). One process builds it while the others wait
+ * A PGlite data directory shared by the test processes, copied into a fresh DATA_DIR by
+ * migratedDataDir and unmigratedDataDir: a copy takes a tenth of what initdb takes (most of
+ * 9 s of CPU). Keyed by PGlite's version; `migrated`: every migration applied (keyed by the
+ * migrations too), otherwise just made, by PGlite's initdb, with no table yet. One process builds it while the others wait
  * (a lock directory names its builder; a lock whose builder is gone is taken over).
  */
-async function pgliteTemplate (): Promise<string> {
-  const hash = createHash('sha256')
-  for (const file of readdirSync(migrationsFolder, { recursive: true, encoding: 'utf8' }).sort()) {
-    if (file.endsWith('.sql') || file.endsWith('.json')) hash.update(file).update(readFileSync(join(migrationsFolder, file)))
+async function pgliteTemplate (migrated: boolean): Promise<string> {
+  const hash = createHash('sha256').update(pgliteVersion)
+  if (migrated) {
+    for (const file of readdirSync(migrationsFolder, { recursive: true, encoding: 'utf8' }).sort()) {
+      if (file.endsWith('.sql') || file.endsWith('.json')) hash.update(file).update(readFileSync(join(migrationsFolder, file)))
+    }
   }
-  const template = join(tmpdir(), `canopy-pglite-template-${hash.digest('hex').slice(0, 16)}`)
+  const template = join(tmpdir(), `canopy-pglite-template-${migrated ? '' : 'unmigrated-'}${hash.digest('hex').slice(0, 16)}`)
   const lock = `${template}.lock`
   for (;;) {
     if (existsSync(template)) return template
@@ -77,7 +81,7 @@ async function pgliteTemplate (): Promise<string> {
     if (existsSync(template)) return template
     const building = mkdtempSync(join(tmpdir(), 'canopy-pglite-building-'))
     const db = await openDatabase({ databaseUrl: undefined, dataDir: building })
-    await db.migrate()
+    if (migrated) await db.migrate()
     await db.close()
     try {
       renameSync(building, template)
@@ -91,6 +95,9 @@ async function pgliteTemplate (): Promise<string> {
     rmSync(lock, { recursive: true, force: true })
   }
 }
+
+/** The version of PGlite installed (its package.json is not among its exports). */
+const pgliteVersion = (JSON.parse(readFileSync(join(dirname(createRequire(import.meta.url).resolve('@electric-sql/pglite')), '..', 'package.json'), 'utf8')) as { version: string }).version
 
 /** Whether process `pid` of this host still runs. */
 function running (pid: number): boolean {
@@ -110,7 +117,18 @@ function running (pid: number): boolean {
  */
 export async function migratedDataDir (t: TestContext, prefix?: string): Promise<string> {
   const dataDir = tempDir(t, prefix)
-  cpSync(await pgliteTemplate(), dataDir, { recursive: true })
+  cpSync(await pgliteTemplate(true), dataDir, { recursive: true })
+  return dataDir
+}
+
+/**
+ * A fresh DATA_DIR, removed when the test ends, holding a PGlite database as its initdb left
+ * it: no table, no migration applied. For tests of migrating from nothing; the server's own
+ * first start on an empty DATA_DIR (initdb included) is tested on tempDir.
+ */
+export async function unmigratedDataDir (t: TestContext): Promise<string> {
+  const dataDir = tempDir(t)
+  cpSync(await pgliteTemplate(false), dataDir, { recursive: true })
   return dataDir
 }
 
