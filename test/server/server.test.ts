@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { drizzle } from 'drizzle-orm/node-postgres'
 import { migrate as migrateWithDrizzle } from 'drizzle-orm/node-postgres/migrator'
-import { migratedDataDir, schemaTables, tempDir } from '../helpers/app.js'
+import { migratedDataDir, schemaTables, tempDir, unmigratedDataDir } from '../helpers/app.js'
 import { connectTcp } from '../helpers/chat.js'
 import { startPostgres } from '../helpers/postgres.js'
 import { registerOver, ServerProcess } from '../helpers/server-process.js'
@@ -74,7 +74,8 @@ async function migrate (t: Test, env: Record<string, string>): Promise<{ code: n
 const migrationTags = (JSON.parse(readFileSync(join(migrationsFolder, 'meta', '_journal.json'), 'utf8')) as { entries: Array<{ tag: string }> }).entries.map((entry) => entry.tag)
 
 t.test('db:migrate says which migrations it applied to the embedded database, then that none are pending', async (t) => {
-  const env = { DATA_DIR: tempDir(t) }
+  // A database with no table yet (initdb on an empty DATA_DIR is the first start's, above).
+  const env = { DATA_DIR: await unmigratedDataDir(t) }
   const first = await migrate(t, env)
   t.equal(first.code, 0, first.err)
   t.equal(first.out, `canopy: applied ${migrationTags.length} migration(s) to the embedded database in ${env.DATA_DIR}: ${migrationTags.join(', ')}\n`)
