@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto'
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { getTableName, isTable } from 'drizzle-orm'
 import { buildApp } from '../../server/app.js'
@@ -35,28 +36,100 @@ export function testConfig (t: TestContext, env: Env = {}): Config {
 }
 
 /**
- * A migrated, empty PGlite data directory shared by the test processes (keyed by the
- * migrations), copied into a fresh DATA_DIR: a copy takes a third of what initdb and the
- * migrations take. The app still runs its migrations on it, finding none pending.
+ * A PGlite data directory shared by the test processes, copied into a fresh DATA_DIR by
+ * migratedDataDir and unmigratedDataDir: a copy takes a tenth of what initdb takes (most of
+ * 9 s of CPU). Keyed by PGlite's version; `migrated`: every migration applied (keyed by the
+ * migrations too), otherwise just made, by PGlite's initdb, with no table yet. One process builds it while the others wait
+ * (a lock directory names its builder; a lock whose builder is gone is taken over).
  */
-async function pgliteTemplate (): Promise<string> {
-  const hash = createHash('sha256')
-  for (const file of readdirSync(migrationsFolder, { recursive: true, encoding: 'utf8' }).sort()) {
-    if (file.endsWith('.sql') || file.endsWith('.json')) hash.update(file).update(readFileSync(join(migrationsFolder, file)))
+async function pgliteTemplate (migrated: boolean): Promise<string> {
+  const hash = createHash('sha256').update(pgliteVersion)
+  if (migrated) {
+    for (const file of readdirSync(migrationsFolder, { recursive: true, encoding: 'utf8' }).sort()) {
+      if (file.endsWith('.sql') || file.endsWith('.json')) hash.update(file).update(readFileSync(join(migrationsFolder, file)))
+    }
   }
-  const template = join(tmpdir(), `canopy-pglite-template-${hash.digest('hex').slice(0, 16)}`)
-  if (existsSync(template)) return template
-  const building = mkdtempSync(join(tmpdir(), 'canopy-pglite-building-'))
-  const db = await openDatabase({ databaseUrl: undefined, dataDir: building })
-  await db.migrate()
-  await db.close()
+  const template = join(tmpdir(), `canopy-pglite-template-${migrated ? '' : 'unmigrated-'}${hash.digest('hex').slice(0, 16)}`)
+  const lock = `${template}.lock`
+  for (;;) {
+    if (existsSync(template)) return template
+    // The lock is made aside with its builder's pid inside, then renamed into place: nobody
+    // sees a lock without its pid, and a rename onto a lock that is there fails.
+    const pending = mkdtempSync(`${lock}-`)
+    writeFileSync(join(pending, 'pid'), String(process.pid))
+    try {
+      renameSync(pending, lock)
+      break
+    } catch (error) {
+      rmSync(pending, { recursive: true, force: true })
+      if (!['ENOTEMPTY', 'EEXIST'].includes((error as NodeJS.ErrnoException).code ?? '')) throw error
+    }
+    let builder: number | undefined
+    try {
+      builder = Number(readFileSync(join(lock, 'pid'), 'utf8'))
+    } catch {
+      continue // Gone meanwhile.
+    }
+    if (!running(builder)) {
+      rmSync(lock, { recursive: true, force: true })
+      continue
+    }
+    // Not a wait in a test: the builder takes seconds and tells no one when it is done.
+    await new Promise((resolve) => { setTimeout(resolve, 100) })
+  }
   try {
-    renameSync(building, template)
-  } catch {
-    // Another test process made it first.
-    rmSync(building, { recursive: true, force: true })
+    if (existsSync(template)) return template
+    const building = mkdtempSync(join(tmpdir(), 'canopy-pglite-building-'))
+    const db = await openDatabase({ databaseUrl: undefined, dataDir: building })
+    if (migrated) await db.migrate()
+    await db.close()
+    try {
+      renameSync(building, template)
+    } catch (error) {
+      // Another builder, after a lock taken over from a builder that was not gone after all.
+      rmSync(building, { recursive: true, force: true })
+      if (!existsSync(template)) throw error
+    }
+    return template
+  } finally {
+    rmSync(lock, { recursive: true, force: true })
   }
-  return template
+}
+
+/** The version of PGlite installed (its package.json is not among its exports). */
+const pgliteVersion = (JSON.parse(readFileSync(join(dirname(createRequire(import.meta.url).resolve('@electric-sql/pglite')), '..', 'package.json'), 'utf8')) as { version: string }).version
+
+/** Whether process `pid` of this host still runs. */
+function running (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * A fresh DATA_DIR, removed when the test ends, holding an empty PGlite database with every
+ * migration applied: what a data directory is after its first start. The app still runs its
+ * migrations on it, finding none pending. Tests of a first start on an empty directory (initdb
+ * and migrating from nothing) use tempDir instead.
+ */
+export async function migratedDataDir (t: TestContext, prefix?: string): Promise<string> {
+  const dataDir = tempDir(t, prefix)
+  cpSync(await pgliteTemplate(true), dataDir, { recursive: true })
+  return dataDir
+}
+
+/**
+ * A fresh DATA_DIR, removed when the test ends, holding a PGlite database as its initdb left
+ * it: no table, no migration applied. For tests of migrating from nothing; the server's own
+ * first start on an empty DATA_DIR (initdb included) is tested on tempDir.
+ */
+export async function unmigratedDataDir (t: TestContext): Promise<string> {
+  const dataDir = tempDir(t)
+  cpSync(await pgliteTemplate(false), dataDir, { recursive: true })
+  return dataDir
 }
 
 /**
@@ -64,11 +137,7 @@ async function pgliteTemplate (): Promise<string> {
  * configuration the environment gives, for those not read from it (publishQueueWaitMs, …).
  */
 export async function buildTestApp (t: TestContext, env: Env = {}, settings: Partial<Config> = {}): Promise<FastifyInstance> {
-  if (env.DATABASE_URL === undefined && env.DATA_DIR === undefined) {
-    const dataDir = tempDir(t)
-    cpSync(await pgliteTemplate(), dataDir, { recursive: true })
-    env = { ...env, DATA_DIR: dataDir }
-  }
+  if (env.DATABASE_URL === undefined && env.DATA_DIR === undefined) env = { ...env, DATA_DIR: await migratedDataDir(t) }
   const app = await buildApp({ ...testConfig(t, env), ...settings })
   t.teardown(async () => { await app.close() })
   await app.ready()

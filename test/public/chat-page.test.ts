@@ -5,7 +5,7 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 import { buildApp } from '../../server/app.js'
 import type { Config } from '../../src/config.js'
 import { projectRoot } from '../../src/paths.js'
-import { register, tempDir, testConfig, uniqueName } from '../helpers/app.js'
+import { migratedDataDir, register, testConfig, uniqueName } from '../helpers/app.js'
 import { chromiumArgs, chromiumPath, listen, logItems, openTopicList, PageWatch, screenshot as saveScreenshot, send, waitForAllSent, waitForConnection, waitForText, waitMs, type ExpectedError, type LogItem } from '../helpers/page.js'
 
 /**
@@ -52,7 +52,7 @@ if (chromiumPath === undefined) {
   t.test('the chat page in Chromium', async (t) => {
     mkdirSync(screenshotDir, { recursive: true })
     const config: Config = testConfig(t, {
-      DATA_DIR: tempDir(t, 'canopy-browser-'),
+      DATA_DIR: await migratedDataDir(t, 'canopy-browser-'),
       HISTORY_LIMIT: String(historyLimit),
       PUBLISH_BURST: '500',
       // Not the default: the page must take the limit from the server (/protocol.js).

@@ -2,7 +2,7 @@ import t from 'tap'
 import { performance } from 'node:perf_hooks'
 import { chromium } from 'playwright-core'
 import { buildApp } from '../../server/app.js'
-import { register, tempDir, testConfig, uniqueName } from '../helpers/app.js'
+import { migratedDataDir, register, testConfig, uniqueName } from '../helpers/app.js'
 import { chromiumArgs, chromiumPath, listen, logIn, logItems, PageWatch, send, waitForAllSent, waitForConnection } from '../helpers/page.js'
 
 /**
@@ -25,7 +25,7 @@ if (chromiumPath === undefined) {
   t.plan(0, 'skipped: no Chromium found (set CHROMIUM_PATH or install chromium)')
 } else {
   t.test('refused publishes are sent again when the server says, and show once', async (t) => {
-    const app = await buildApp(testConfig(t, { DATA_DIR: tempDir(t, 'canopy-resend-'), PUBLISH_RATE: String(publishRate), PUBLISH_BURST: '1' }))
+    const app = await buildApp(testConfig(t, { DATA_DIR: await migratedDataDir(t, 'canopy-resend-'), PUBLISH_RATE: String(publishRate), PUBLISH_BURST: '1' }))
     t.teardown(async () => { await app.close() })
     const port = await listen(app)
     const user = await register(app, uniqueName('typist'), 'correct horse battery')

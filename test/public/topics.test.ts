@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { buildApp } from '../../server/app.js'
 import { projectRoot } from '../../src/paths.js'
-import { register, tempDir, testConfig, uniqueName } from '../helpers/app.js'
+import { migratedDataDir, register, testConfig, uniqueName } from '../helpers/app.js'
 import { chromiumArgs, chromiumPath, listen, logIn, logItems, openTopicList, PageWatch, screenshot, send, waitForAllSent, waitForConnection, waitForText, waitMs, type ExpectedError } from '../helpers/page.js'
 
 /**
@@ -48,7 +48,7 @@ if (chromiumPath === undefined) {
 } else {
   t.test('topics, unread counts, who is here, links', async (t) => {
     mkdirSync(screenshotDir, { recursive: true })
-    const app = await buildApp(testConfig(t, { DATA_DIR: tempDir(t, 'canopy-topics-') }))
+    const app = await buildApp(testConfig(t, { DATA_DIR: await migratedDataDir(t, 'canopy-topics-') }))
     t.teardown(async () => { await app.close() })
     const baseUrl = `http://127.0.0.1:${await listen(app)}`
 

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { drizzle } from 'drizzle-orm/node-postgres'
 import { migrate as migrateWithDrizzle } from 'drizzle-orm/node-postgres/migrator'
-import { schemaTables, tempDir } from '../helpers/app.js'
+import { migratedDataDir, schemaTables, tempDir, unmigratedDataDir } from '../helpers/app.js'
 import { connectTcp } from '../helpers/chat.js'
 import { startPostgres } from '../helpers/postgres.js'
 import { registerOver, ServerProcess } from '../helpers/server-process.js'
@@ -25,6 +25,7 @@ t.test('an unreachable database stops start-up with one clear line', async (t) =
 })
 
 t.test('the server starts, serves, and exits 0 on SIGTERM', async (t) => {
+  // On an empty DATA_DIR, as a first start: initdb and every migration before it listens.
   const server = new ServerProcess(t, {})
   const url = await server.listening()
   t.match(url, /^http:\/\/127\.0\.0\.1:\d+$/)
@@ -73,7 +74,8 @@ async function migrate (t: Test, env: Record<string, string>): Promise<{ code: n
 const migrationTags = (JSON.parse(readFileSync(join(migrationsFolder, 'meta', '_journal.json'), 'utf8')) as { entries: Array<{ tag: string }> }).entries.map((entry) => entry.tag)
 
 t.test('db:migrate says which migrations it applied to the embedded database, then that none are pending', async (t) => {
-  const env = { DATA_DIR: tempDir(t) }
+  // A database with no table yet (initdb on an empty DATA_DIR is the first start's, above).
+  const env = { DATA_DIR: await unmigratedDataDir(t) }
   const first = await migrate(t, env)
   t.equal(first.code, 0, first.err)
   t.equal(first.out, `canopy: applied ${migrationTags.length} migration(s) to the embedded database in ${env.DATA_DIR}: ${migrationTags.join(', ')}\n`)
@@ -132,7 +134,7 @@ t.test('a port in use stops start-up with one clear line', async (t) => {
   await new Promise<void>((resolve) => { holder.listen(0, '127.0.0.1', resolve) })
   t.teardown(() => { holder.close() })
   const port = (holder.address() as AddressInfo).port
-  const server = new ServerProcess(t, { PORT: String(port) })
+  const server = new ServerProcess(t, { PORT: String(port), DATA_DIR: await migratedDataDir(t) })
   const { code } = await server.exited
   t.equal(code, 1)
   t.equal(server.stderr, `canopy: Port ${port} on 127.0.0.1 is in use: stop what holds it, or set PORT\n`)

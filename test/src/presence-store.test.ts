@@ -2,13 +2,13 @@ import t from 'tap'
 import type { Database } from '../../src/db/database.js'
 import { openDatabase } from '../../src/db/open.js'
 import { enter, exit, expireIn, heartbeat, presentIn, sweep } from '../../src/presence-store.js'
-import { tempDir, type TestContext } from '../helpers/app.js'
+import { migratedDataDir, tempDir, type TestContext } from '../helpers/app.js'
 import { forEachEngine } from '../helpers/postgres.js'
 
 // The SQL of presence, on PGlite and on a real Postgres, with no instance running beside it.
 
 async function storeDatabase (t: TestContext, databaseUrl: string | undefined): Promise<{ db: Database, user: (name: string) => Promise<number> }> {
-  const db = await openDatabase({ databaseUrl, dataDir: tempDir(t) })
+  const db = await openDatabase({ databaseUrl, dataDir: databaseUrl === undefined ? await migratedDataDir(t) : tempDir(t) })
   t.teardown(async () => { await db.close() })
   await db.migrate()
   const user = async (name: string): Promise<number> =>

@@ -4,14 +4,14 @@ import { openDatabase } from '../../src/db/open.js'
 import type { ErrorCode, MessageFrame } from '../../src/protocol.js'
 import { Access } from '../../src/access.js'
 import { Publisher, type PublisherOptions } from '../../src/publisher.js'
-import { tempDir } from '../helpers/app.js'
+import { migratedDataDir } from '../helpers/app.js'
 
 // The publish path on its own, on PGlite: no app, no socket, no topic bus.
 
 const quiet = { info () {}, warn () {}, error () {}, debug () {}, child () { return quiet } } as unknown as FastifyBaseLogger
 
 t.test('the publisher', async (t) => {
-  const db = await openDatabase({ databaseUrl: undefined, dataDir: tempDir(t) })
+  const db = await openDatabase({ databaseUrl: undefined, dataDir: await migratedDataDir(t) })
   t.teardown(async () => { await db.close() })
   await db.migrate()
   const [row] = await db.query<{ id: number }>("INSERT INTO users (name, password_hash) VALUES ('ann', 'x') RETURNING id")

@@ -1,10 +1,10 @@
 import t from 'tap'
 import { buildApp } from '../../server/app.js'
-import { buildTestApp, register, tempDir, testConfig, unhurriedCommits } from '../helpers/app.js'
+import { buildTestApp, migratedDataDir, register, testConfig, unhurriedCommits } from '../helpers/app.js'
 import { forEachEngine, startPostgres } from '../helpers/postgres.js'
 
 t.test('a login survives an app restart on the same data directory', async (t) => {
-  const config = testConfig(t, { DATA_DIR: tempDir(t) })
+  const config = testConfig(t, { DATA_DIR: await migratedDataDir(t) })
   const first = await buildApp(config)
   const { cookie } = await register(first)
   const ticket = (await first.inject({ url: '/api/me', headers: { cookie } })).json().wsTicket

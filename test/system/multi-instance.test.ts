@@ -127,11 +127,11 @@ t.test('LISTEN connections killed while messages are published: nothing lost, no
   for (const p of publishers) await p.nextOf('subscribed')
 
   const perPublisher = 60
-  const killed = await postgres.admin("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'canopy-bus'")
+  const killed = await postgres.admin("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'canopy-bus' AND datname = current_database()")
   t.equal(killed.rows[0].n, 2, 'one canopy-bus LISTEN connection per instance')
   const publishing = Promise.all(publishers.map(async (publisher, p) => {
     for (let i = 0; i < perPublisher; i++) {
-      if (i === 20) await postgres.admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'canopy-bus'")
+      if (i === 20) await postgres.admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'canopy-bus' AND datname = current_database()")
       await publishUntilAcked(publisher, [a, b][p] as FastifyInstance, 'kill', `${p}:${i}`, `${p}-${i}`)
     }
   }))
@@ -151,7 +151,7 @@ t.test("one instance's LISTEN killed while another publishes: it catches up from
   await publisher.nextOf('subscribed')
   // The instance built second connected its LISTEN last.
   const [newest] = (await postgres.admin(
-    "SELECT pid FROM pg_stat_activity WHERE application_name = 'canopy-bus' ORDER BY backend_start DESC LIMIT 1")).rows as Array<{ pid: number }>
+    "SELECT pid FROM pg_stat_activity WHERE application_name = 'canopy-bus' AND datname = current_database() ORDER BY backend_start DESC LIMIT 1")).rows as Array<{ pid: number }>
   for (let i = 0; i < 40; i++) {
     if (i === 10) await postgres.admin('SELECT pg_terminate_backend($1)', [newest?.pid])
     await publishUntilAcked(publisher, a, 'deaf', `m${i}`, `d-${i}`)

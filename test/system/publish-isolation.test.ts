@@ -140,7 +140,7 @@ t.test('raised bounds are honoured: publishes held past 5 s by a lock are acked,
   // ones; with the defaults, the answers come first and show `unavailable`.
   while (!state.answered) {
     const { rows } = await postgres.admin(`SELECT count(*)::int AS n FROM pg_stat_activity
-      WHERE application_name = 'canopy' AND wait_event_type = 'Lock' AND now() - query_start > interval '5 seconds'`)
+      WHERE datname = current_database() AND application_name = 'canopy' AND wait_event_type = 'Lock' AND now() - query_start > interval '5 seconds'`)
     if (rows[0].n > 0) break
     await new Promise((resolve) => setTimeout(resolve, 100))
   }

@@ -1,14 +1,15 @@
 import t from 'tap'
 import { DatabaseUnreachableError } from '../../../src/db/database.js'
 import { openDatabase } from '../../../src/db/open.js'
-import { buildTestApp, schemaTables, tempDir } from '../../helpers/app.js'
+import { buildTestApp, schemaTables, tempDir, unmigratedDataDir } from '../../helpers/app.js'
 import { forEachEngine, startPostgres } from '../../helpers/postgres.js'
 import pg from 'pg'
 import { migrationLockKey, statementTimeoutMs } from '../../../src/db/postgres.js'
 
 forEachEngine(t, async (t, env) => {
   await t.test('migrations build every table on an empty database, once', async (t) => {
-    const db = await openDatabase({ databaseUrl: env.DATABASE_URL, dataDir: tempDir(t) })
+    // PGlite's: as its initdb left it, no table yet.
+    const db = await openDatabase({ databaseUrl: env.DATABASE_URL, dataDir: env.DATABASE_URL === undefined ? await unmigratedDataDir(t) : tempDir(t) })
     t.teardown(async () => { await db.close() })
     const tables = async () => (await db.query<{ table_name: string }>(
       "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name")).map((row) => row.table_name)
