@@ -146,6 +146,9 @@ function connect () {
       showKeptPublishes()
     } else if (change.state === 'open') {
       void joinedTopics.connected()
+      // Who the reader is, as the server says now (an administrator or not). The client asks
+      // /api/me for its ticket itself, and tells a session that ended (a 401) by closing.
+      me().then(({ user }) => { if (mine()) showUser(user) }, () => {})
     } else if (change.state === 'reconnecting') {
       showConnection('reconnecting')
       members.stale()
@@ -235,10 +238,6 @@ function enterChat (user) {
   auth.hide()
   chatView.hidden = false
   if (user !== undefined) showUser(user)
-  else {
-    // The client asks /api/me for its ticket itself, and tells a session that ended (401).
-    me().then(({ user }) => { if (client !== undefined) showUser(user) }, () => {})
-  }
   disconnect()
   client = connect()
   store.openTopic(picker.topicInHash)
