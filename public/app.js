@@ -134,6 +134,22 @@ function newRef () {
   return Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, '0')).join('')
 }
 
+/**
+ * Messages told by the client and not shown yet, by topic: a history comes as one message
+ * event each, and is shown (and counted) at once, not a message at a time.
+ * @type {Map<string, Array<import('/client/index.js').Message>>}
+ */
+const told = new Map()
+
+function flushTold () {
+  const batches = [...told]
+  told.clear()
+  for (const [topic, messages] of batches) {
+    if (topic === store.open) topicHistory.messages(messages)
+    store.received(topic, messages)
+  }
+}
+
 /** The client of a reader who entered the chat, and what its events do to the page. */
 function connect () {
   const current = new CanopyClient({ outbox: outboxStorage === undefined ? undefined : storageOutbox(outboxStorage, outboxKey) })
@@ -160,6 +176,8 @@ function connect () {
   })
   current.on('subscribed', (event) => {
     if (!mine()) return
+    // Its history was told just before.
+    flushTold()
     showConnection('connected')
     if (event.topic !== store.open) return
     topicHistory.subscribed(event)
@@ -167,8 +185,10 @@ function connect () {
   })
   current.on('message', (message) => {
     if (!mine()) return
-    if (message.topic === store.open) topicHistory.message(message)
-    store.received(message.topic, [message])
+    const messages = told.get(message.topic)
+    if (messages === undefined) told.set(message.topic, [message])
+    else messages.push(message)
+    if (told.size === 1 && messages === undefined) queueMicrotask(flushTold)
   })
   // Who comes and goes shows in the list of who is here, not in the log: every reload
   // of someone's page would otherwise write a line there for everyone.
@@ -201,6 +221,7 @@ function connect () {
 function disconnect () {
   const current = client
   client = undefined
+  told.clear()
   current?.close()
   if (current !== undefined) {
     try { outboxStorage?.removeItem(outboxKey) } catch { /* storage off */ }

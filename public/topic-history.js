@@ -66,10 +66,10 @@ export class TopicHistory {
     this.fillViewport()
   }
 
-  /** @param {{ id: number, author: string, text: string, at: string }} message */
-  message (message) {
-    if (!this.loaded) this.told += 1
-    this.log.add([message])
+  /** @param {Array<{ id: number, author: string, text: string, at: string }>} messages in id order */
+  messages (messages) {
+    if (!this.loaded) this.told += messages.length
+    this.log.add(messages)
     // The first message of an empty topic is also its start.
     this.showEdge()
   }
