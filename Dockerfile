@@ -29,6 +29,7 @@ COPY --from=build /app/dist dist/
 # stamp of their hash, so `npm start` and `npm run db:migrate` find it built and run at once.
 COPY migrations migrations/
 COPY public public/
+COPY client/src client/src/
 COPY scripts/build-if-needed.mjs scripts/
 COPY tsconfig.json tsconfig.build.json ./
 COPY server server/

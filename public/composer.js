@@ -20,8 +20,8 @@ const plural = (count, word) => `${count} ${word}${count === 1 ? '' : 's'}`
 export class Composer {
   /**
    * @param {import('./message-log.js').MessageLog} log
-   * @param {{ publish: (text: string) => import('./connection.js').OutboxEntry | undefined }} listeners
-   *   publish: queues the text for the open topic; undefined when there is no connection
+   * @param {{ publish: (text: string) => { ref: string } | undefined }} listeners
+   *   publish: queues the text for the open topic, returning its ref; undefined when there is no connection
    */
   constructor (log, listeners) {
     this.log = log
@@ -64,14 +64,26 @@ export class Composer {
     this.showError('')
   }
 
-  /** @param {import('./connection.js').OutboxEntry} entry @param {{ id: number, at: string }} ack */
+  /**
+   * Shows as pending the publishes of the open topic kept from before (the outbox of a page
+   * reloaded, or of a topic opened again) that are not shown yet.
+   * @param {Array<{ ref: string, text?: string }>} entries
+   */
+  showPending (entries) {
+    for (const entry of entries) {
+      if (this.pendingItems.has(entry.ref) || typeof entry.text !== 'string') continue
+      this.pendingItems.set(entry.ref, this.log.addPending(entry.text))
+    }
+  }
+
+  /** @param {{ ref: string }} entry @param {{ id: number, at: string }} ack */
   acknowledged (entry, ack) {
     const item = this.pendingItems.get(entry.ref)
     this.pendingItems.delete(entry.ref)
     if (item !== undefined) this.log.acknowledge(item, ack.id, ack.at)
   }
 
-  /** @param {import('./connection.js').OutboxEntry} entry @param {{ code: string }} error */
+  /** @param {{ ref: string }} entry @param {{ code: string }} error */
   retrying (entry, error) {
     const item = this.pendingItems.get(entry.ref)
     if (item === undefined) return
@@ -80,7 +92,7 @@ export class Composer {
       : 'The server is busy: sending again shortly…')
   }
 
-  /** @param {import('./connection.js').OutboxEntry} entry @param {{ message: string }} error */
+  /** @param {{ ref: string }} entry @param {{ message: string }} error */
   failed (entry, error) {
     const item = this.pendingItems.get(entry.ref)
     this.pendingItems.delete(entry.ref)

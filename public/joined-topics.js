@@ -4,22 +4,22 @@ import { markRead, topicSummaries } from './api.js'
 /**
  * Keeps the store's joined topics and counts in step with the server: the unread counts and
  * read positions the server keeps (GET /api/topics counts from them, PUT …/read moves them,
- * so they follow the reader to every device), and a subscribe on the page's one socket for
- * every joined topic, whose messages the store counts.
+ * so they follow the reader to every device), and a subscription of the page's client (the
+ * client library's CanopyClient, one socket) to every joined topic, whose messages the store
+ * counts. The client keeps each topic's place across reconnections, so what came meanwhile
+ * is told, and counted, once.
  */
 
 /** While connected and visible, the list is asked for again this often, for topics new to the reader. */
 const refreshMs = 60_000
-/** The tag of a subscribe for an unread count, not for the open topic's log. */
-export const countingTag = 'counting'
 
 export class JoinedTopics {
   /**
    * @param {import('./topic-store.js').TopicStore} store
    * @param {{
-   *   socket: () => import('./connection.js').ChatSocket | undefined,
+   *   client: () => import('/client/index.js').CanopyClient | undefined,
    *   sessionEnded: () => void
-   * }} listeners socket: the page's socket, while logged in
+   * }} listeners client: the page's client, while logged in
    */
   constructor (store, listeners) {
     this.store = store
@@ -30,39 +30,25 @@ export class JoinedTopics {
     this.readSent = new Map()
 
     store.on('read', (topic) => { void this.sendRead(topic) })
-    store.on('leave', (topic) => { this.listeners.socket()?.unsubscribe(topic) })
+    store.on('leave', (topic) => { this.listeners.client()?.unsubscribe(topic) })
     store.on('reset', () => { this.readSent.clear() })
     // A private topic or direct message the reader was added to: counted at once, and the
     // server's list says who is in a direct message.
     store.on('added', () => { void this.refresh().then((counted) => { this.subscribeJoined(counted) }) })
     setInterval(() => {
-      if (this.store.reading && this.listeners.socket()?.open === true) void this.refresh().then((counted) => { this.subscribeJoined(counted) })
+      if (this.store.reading && this.listeners.client()?.state === 'open') void this.refresh().then((counted) => { this.subscribeJoined(counted) })
     }, refreshMs)
   }
 
   /**
-   * A socket opened: the counts are asked for again, then every joined topic is subscribed
-   * from the newest message counted, so that what came meanwhile is counted once.
+   * A socket opened: the counts are asked for again, then every joined topic not subscribed
+   * yet is, from the newest message counted, so that what came meanwhile is counted once.
    */
   async connected () {
-    const socket = this.listeners.socket()
-    const socketCount = socket?.socketCount
+    const client = this.listeners.client()
     const counted = await this.refresh()
-    if (socket === undefined || socket !== this.listeners.socket() || socket.socketCount !== socketCount) return
+    if (client === undefined || client !== this.listeners.client()) return
     this.subscribeJoined(counted)
-  }
-
-  /**
-   * A `subscribed` frame that was asked for counting: what it holds is counted, and a cut
-   * reply (`truncated`) is continued from its last message.
-   * @param {{ topic: string, history: Array<{ id: number }>, truncated?: true }} frame
-   */
-  counting (frame) {
-    // Left while the subscribe was on its way.
-    if (!this.store.joined.has(frame.topic)) return
-    this.store.received(frame.topic, frame.history)
-    const last = frame.history.at(-1)
-    if (frame.truncated === true && last !== undefined) this.listeners.socket()?.subscribe(frame.topic, { since: last.id, tag: countingTag })
   }
 
   /**
@@ -94,14 +80,16 @@ export class JoinedTopics {
    * for the most recent history only, rather than all that a stale count would ask for.
    */
   subscribeJoined (counted) {
-    const socket = this.listeners.socket()
-    if (socket?.open !== true) return
-    let held = socket.topics.size
+    const client = this.listeners.client()
+    if (client === undefined || client.state === 'closed') return
+    const held = new Set(client.topics)
     for (const name of this.store.joinedNames()) {
-      if (held >= maxTopicsPerConnection) return
-      if (socket.has(name)) continue
-      socket.subscribe(name, { since: counted ? this.store.counts(name).lastId : undefined, tag: countingTag })
-      held += 1
+      if (held.size >= maxTopicsPerConnection) return
+      if (held.has(name)) continue
+      const lastId = counted ? this.store.counts(name).lastId : undefined
+      // A refusal (a private topic the reader is no longer in) comes as the client's `error` event too.
+      void client.subscribe(name, lastId === undefined ? {} : { since: lastId }).catch(() => {})
+      held.add(name)
     }
   }
 

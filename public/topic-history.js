@@ -1,12 +1,12 @@
 import { historyLimit, maxPageSize } from '/protocol.js'
 import { olderMessages } from './api.js'
-import { CatchUp } from './catch-up.js'
 import { byId } from './dom.js'
 import { isDirect, topicLabel } from './topic-label.js'
 
 /**
- * The open topic's history in the log: what `subscribed` frames and live messages bring,
- * the catch-up after a reconnection, and older pages over HTTP when the reader scrolls up.
+ * The open topic's history in the log: the messages the client library tells (its most
+ * recent history, then live ones, each once and in order, the catch-up after a reconnection
+ * included), and older pages over HTTP when the reader scrolls up.
  */
 
 /** Older messages fetched per scroll to the top: a screenful or two, never over the server's page. */
@@ -19,9 +19,8 @@ export class TopicHistory {
    * @param {{
    *   log: import('./message-log.js').MessageLog,
    *   store: import('./topic-store.js').TopicStore,
-   *   listeners: { catchUp: (topic: string, since: number) => void, connected: () => boolean, sessionEnded: () => void }
-   * }} options listeners.catchUp: subscribe to the open topic again with `since`;
-   *   listeners.connected: the chat is on (not logged out)
+   *   listeners: { connected: () => boolean, sessionEnded: () => void }
+   * }} options listeners.connected: the chat is on (not logged out)
    */
   constructor ({ log, store, listeners }) {
     this.log = log
@@ -31,7 +30,8 @@ export class TopicHistory {
     this.loadOlderButton = byId('load-older')
     this.historyStart = byId('history-start')
     this.emptyHint = byId('empty-hint')
-    this.catchUp = new CatchUp()
+    /** Messages told since the topic opened, before its first `subscribed`: its most recent history. */
+    this.told = 0
     /** The topic's first `subscribed` has arrived. */
     this.loaded = false
     /** The log goes back to the topic's first message: the server has nothing older. */
@@ -48,33 +48,28 @@ export class TopicHistory {
   opened () {
     this.loaded = false
     this.reachedStart = false
-    this.catchUp.reset()
+    this.told = 0
     this.log.clear()
     this.showEdge()
   }
 
-  /** The socket is gone; a new one starts with a plain `subscribed`. */
-  dropped () {
-    this.catchUp.dropped()
-  }
-
-  /** @param {{ topic: string, history: Array<{ id: number, author: string, text: string, at: string }>, truncated?: true }} frame */
-  subscribed (frame) {
-    // The most recent history, shorter than asked for, is the whole topic (a `since` reply is not).
-    const wholeTopic = !this.catchUp.catchingUp && frame.history.length < historyLimit
-    this.log.add(frame.history)
-    const since = this.catchUp.subscribed(frame)
-    if (since !== undefined) this.listeners.catchUp(frame.topic, since)
+  /**
+   * The library's `subscribed` event for the open topic: its history has been told just before.
+   * @param {{ truncated: boolean }} event
+   */
+  subscribed (event) {
+    // The first answer after opening is the most recent history: shorter than asked for, it is the whole topic.
+    const wholeTopic = !this.loaded && !event.truncated && this.told < historyLimit
     this.loaded = true
     if (wholeTopic || this.log.oldestId === 1) this.reachedStart = true
     this.showEdge()
     this.fillViewport()
   }
 
-  /** @param {{ id: number, author: string, text: string, at: string }} message */
-  message (message) {
-    this.log.add([message])
-    this.catchUp.message(message.id)
+  /** @param {Array<{ id: number, author: string, text: string, at: string }>} messages in id order */
+  messages (messages) {
+    if (!this.loaded) this.told += messages.length
+    this.log.add(messages)
     // The first message of an empty topic is also its start.
     this.showEdge()
   }
