@@ -13,7 +13,7 @@ import { topicPattern } from './topic-feed.js'
 /**
  * @import { Auth, Fetch } from './auth.js'
  * @import { BackoffOptions, WakeupTargets } from './backoff.js'
- * @import { AckFrame, ClientEvents, ErrorFrame, StateChange } from './events.js'
+ * @import { AckFrame, ClientEvents, ErrorFrame, StateChange, UnsubscribedFrame } from './events.js'
  * @import { OutboxEntry, OutboxStore } from './outbox.js'
  * @import { WebSocketClass } from './socket.js'
  * @import { Link } from './subscriptions.js'
@@ -268,6 +268,7 @@ export class CanopyClient extends Emitter {
         if (this.#subscriptions.wants(frame.topic)) this.emit(frame.type, /** @type {any} */ (frame))
         return
       case 'unsubscribed':
+        if (/** @type {UnsubscribedFrame} */ (frame).reason === 'removed') this.#subscriptions.removed(frame.topic)
         this.emit('unsubscribed', /** @type {any} */ (frame))
         return
       default:

@@ -75,6 +75,18 @@ export class Subscriptions {
     this.link.send({ type: 'unsubscribe', topic })
   }
 
+  /**
+   * The server ended the subscription (the user was removed from a private topic): the topic
+   * is no longer wanted, and there is nothing to send. Subscribing again asks anew.
+   * @param {string} topic
+   */
+  removed (topic) {
+    const feed = this.#feeds.get(topic)
+    if (feed === undefined || !feed.wanted) return
+    feed.wanted = false
+    this.#settle(topic, new CanopyError('unsubscribed', `removed from ${topic}`, { topic }))
+  }
+
   /** Whether frames of `topic` are for the user. @param {unknown} topic */
   wants (topic) {
     return typeof topic === 'string' && this.#feeds.get(topic)?.wanted === true

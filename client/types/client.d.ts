@@ -1,7 +1,7 @@
 /**
  * @import { Auth, Fetch } from './auth.js'
  * @import { BackoffOptions, WakeupTargets } from './backoff.js'
- * @import { AckFrame, ClientEvents, ErrorFrame, StateChange } from './events.js'
+ * @import { AckFrame, ClientEvents, ErrorFrame, StateChange, UnsubscribedFrame } from './events.js'
  * @import { OutboxEntry, OutboxStore } from './outbox.js'
  * @import { WebSocketClass } from './socket.js'
  * @import { Link } from './subscriptions.js'

@@ -42,7 +42,7 @@
  */
 /** @typedef {{ type: 'joined' | 'left', topic: string, user: string }} PresenceFrame */
 /** @typedef {{ type: 'typing', topic: string, user: string }} TypingFrame */
-/** @typedef {{ type: 'unsubscribed', topic: string }} UnsubscribedFrame */
+/** @typedef {{ type: 'unsubscribed', topic: string, reason?: 'removed' }} UnsubscribedFrame */
 /** @typedef {{ type: 'ack', ref: string, id: number, at: string }} AckFrame */
 /**
  * @typedef {object} ErrorFrame
@@ -197,6 +197,7 @@ export type TypingFrame = {
 export type UnsubscribedFrame = {
     type: "unsubscribed";
     topic: string;
+    reason?: "removed";
 };
 export type AckFrame = {
     type: "ack";

@@ -34,6 +34,12 @@ export class Subscriptions {
     subscribe(topic: string, since: number | "recent" | undefined): Promise<void>;
     /** @param {string} topic */
     unsubscribe(topic: string): void;
+    /**
+     * The server ended the subscription (the user was removed from a private topic): the topic
+     * is no longer wanted, and there is nothing to send. Subscribing again asks anew.
+     * @param {string} topic
+     */
+    removed(topic: string): void;
     /** Whether frames of `topic` are for the user. @param {unknown} topic */
     wants(topic: unknown): boolean;
     /**
