@@ -18,6 +18,8 @@ function sample (frameType: string, field: string, schema: TSchema, topic: strin
     case 'Integer':
     case 'Number': return typeof schema.minimum === 'number' ? schema.minimum : 1
     case 'Boolean': return true
+    // Any JSON value (a publish's `data`).
+    case 'Unknown': return { sample: [1, 'two'] }
   }
   throw new Error(`field ${field} of the ${frameType} frame is of a kind this test cannot fill: teach sample() about it`)
 }
@@ -35,6 +37,12 @@ function framesNaming (topic: string): Array<{ type: string, frame: Record<strin
       const value = sample(type, field, fieldSchema, topic)
       full[field] = value
       if (required.has(field)) minimal[field] = value
+    }
+    // A rule across fields (a publish needs text or data) may ask for more than the
+    // schema requires: add optional fields, in order, until the frame is valid.
+    for (const field of Object.keys(full)) {
+      if (parseClientFrame(JSON.stringify(minimal), 1000).type !== 'error') break
+      minimal[field] = full[field]
     }
     frames.push({ type, frame: minimal })
     if (Object.keys(full).length > Object.keys(minimal).length) frames.push({ type, frame: full })

@@ -42,9 +42,13 @@ t.test('one instance at the default limits (20/s, burst 60): 200 publishes, 20 i
   const { cookie } = await register(app)
   const client = await connect(app, cookie, { topic: 'defaults' })
   await client.nextOf('subscribed')
+  const startedMs = Date.now()
   const run = await publishPausingForTheFirstHint(client, { topic: 'defaults', total: 200, window: 20, refPrefix: 'd' })
+  const tookSeconds = (Date.now() - startedMs) / 1000
   t.equal(run.acked, 200, `all acked after ${run.refusals} refusals and ${run.pauses} pauses`)
-  t.ok(run.refusals > 0, 'the limit was met')
+  // The limit is met unless the machine itself was slower than it: 200 publishes at 20/s
+  // after a burst of 60 take 7 s at least; faster than that, some must have been refused.
+  t.ok(run.refusals > 0 || tookSeconds >= (200 - 60) / 20, `the limit was met (${run.refusals} refusals in ${tookSeconds} s)`)
   t.equal(client.socket.readyState, client.socket.OPEN, 'never closed')
   t.equal(await countIn(app, 'defaults'), 200)
   client.close()
